@@ -1,0 +1,225 @@
+"""One benchmark run end to end: data -> prompts -> provider -> answers -> scores -> MLflow.
+
+Everything that can be wrong with the input (data, flags, prompts, model name) is checked
+before the MLflow run opens, so bad input never leaves a run behind. Answers are on disk
+before they are scored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nova_mlflow import __version__, tracking
+from nova_mlflow.answers import AnswerLog, read_answers
+from nova_mlflow.data import Dataset, cases_frame, load_dataset
+from nova_mlflow.data.images import read_bytes
+from nova_mlflow.errors import InputError, ProviderError
+from nova_mlflow.frames import Frame, frame_for
+from nova_mlflow.paths import run_dir
+from nova_mlflow.prompts import DEFAULT_VERSION, Prompt, load_prompt
+from nova_mlflow.providers import create_provider, provider_kind
+from nova_mlflow.providers.base import GenerationSettings, Request
+from nova_mlflow.report import markdown_table, text_table
+from nova_mlflow.runner import Job, run_jobs
+from nova_mlflow.schemas import ALL_TASKS, SCHEMA_VERSION, Task
+from nova_mlflow.scoring import Scores, score
+
+log = logging.getLogger("nova_mlflow")
+
+
+class RunConfig(BaseModel):
+    """The flags of `nova-mlflow run`; extra="forbid" so a typo fails loudly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = "demo"
+    images: str | None = None
+    model: str = "baseline"
+    frame: Frame | None = None
+    tasks: tuple[Task, ...] = ALL_TASKS
+    prompts: dict[Task, str] = Field(default_factory=dict)
+    limit: int | None = Field(None, gt=0)
+    concurrency: int = Field(8, ge=1, le=512)
+    judge: str = "none"
+    experiment: str | None = None
+    run_name: str | None = None
+    settings: GenerationSettings = GenerationSettings()
+    progress: bool = True
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    experiment_id: str
+    metrics: dict[str, float]
+    scores: Scores
+    answers_path: Path
+    dataset: Dataset
+
+
+def default_experiment(dataset: Dataset) -> str:
+    return f"nova-{dataset.name}".replace("hf://", "").replace("/", "-")
+
+
+def _frame(model: str, explicit: Frame | None) -> Frame:
+    try:
+        return frame_for(model, explicit)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _check_judge(judge: str) -> None:
+    if judge != "none":
+        raise InputError(f"--judge {judge!r}: only the offline matcher ('none') is available in "
+                         "this version")
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def make_request(job: Job, prompts: dict[Task, Prompt], settings: GenerationSettings) -> Request:
+    c, prompt = job.case, prompts[job.task]
+    image = None
+    if job.task in (Task.localization, Task.captioning):
+        image = read_bytes(c.image_path)
+    text = prompt.render(**{k: v for k, v in {
+        "width": c.image_width, "height": c.image_height,
+        "clinical_history": c.clinical_history or "(not given)",
+        "caption": c.caption or "(not given)",
+    }.items() if k in prompt.variables})
+    return Request(task=job.task, filename=c.filename, case_id=c.case_id, prompt=text,
+                   prompt_version=prompt.version, image_png=image,
+                   image_size=(c.image_width, c.image_height) if image is not None else None,
+                   settings=settings)
+
+
+def _setup_params(model: str, frame: Frame, dataset: Dataset, prompts: dict[Task, Prompt],
+                  tasks: tuple[Task, ...], extra: dict) -> dict:
+    params = {
+        "model": model, "provider": provider_kind(model), "frame": frame.value,
+        "data": dataset.source if dataset.name != "demo" else "demo",
+        "dataset_name": dataset.name, "dataset_digest": dataset.digest,
+        "dataset_layout": dataset.layout, "n_cases": len(dataset),
+        "tasks": ",".join(t.value for t in tasks),
+        "package_version": __version__, "schema_version": SCHEMA_VERSION,
+    }
+    for t, p in prompts.items():
+        params[f"prompt.{t.value}.name"] = p.name
+        params[f"prompt.{t.value}.version"] = p.version
+        params[f"prompt.{t.value}.sha256"] = p.sha256
+    params.update(extra)
+    return params
+
+
+def _tags(dataset: Dataset, tasks: tuple[Task, ...]) -> dict:
+    tags = {"nova.dataset_digest": dataset.digest, "nova.schema_version": SCHEMA_VERSION,
+            "nova.package_version": __version__, "nova.tasks": ",".join(t.value for t in tasks)}
+    commit = _git_commit()
+    if commit:
+        tags["nova.git_commit"] = commit
+    return tags
+
+
+def _log_results(run: tracking.RunLogger, scores: Scores, answers_path: Path, title: str) -> None:
+    metrics = scores.metrics
+    run.metrics(metrics)
+    for task, ts in scores.tasks.items():
+        run.table(ts.table, f"tables/{task.value}_cases.json")
+    run.artifact(answers_path, "answers")
+    run.text(markdown_table(metrics, title), "results/summary.md")
+
+
+def run_benchmark(cfg: RunConfig) -> RunSummary:
+    frame = _frame(cfg.model, cfg.frame)
+    _check_judge(cfg.judge)
+    prompts = {t: load_prompt(t, cfg.prompts.get(t, DEFAULT_VERSION)) for t in cfg.tasks}
+    dataset = load_dataset(cfg.data, images_dir=cfg.images).limited(cfg.limit)
+    provider = create_provider(cfg.model, cases=dataset.cases)
+    jobs = [Job(c, t) for t in cfg.tasks for c in dataset.cases]
+    versions = "+".join(f"{t.value[:3]}-{p.version}" for t, p in prompts.items())
+    run_name = cfg.run_name or f"{cfg.model} {versions}"
+    with tracking.start_run(cfg.experiment or default_experiment(dataset), run_name,
+                            _tags(dataset, cfg.tasks)) as run:
+        run.params(_setup_params(cfg.model, frame, dataset, prompts, cfg.tasks, {
+            "temperature": cfg.settings.temperature, "max_tokens": cfg.settings.max_tokens,
+            "seed": cfg.settings.seed, "judge": cfg.judge, "concurrency": cfg.concurrency,
+            "limit": cfg.limit}))
+        run.dataset(cases_frame(dataset), name=dataset.name, source=dataset.source,
+                    digest=dataset.digest, targets="final_diagnosis")
+        run.dict(cfg.model_dump(mode="json"), "config/run_config.json")
+        answers_path = run_dir(run.run_id) / "answers.jsonl"
+        log.info("answers are written to %s as they arrive", answers_path)
+        with AnswerLog(answers_path) as alog:
+            answers = run_jobs(provider, jobs, partial(make_request, prompts=prompts,
+                                                       settings=cfg.settings),
+                               alog.write, concurrency=cfg.concurrency, progress=cfg.progress)
+        amap = {(a.filename, a.task): a for a in answers}
+        scores = score(dataset.cases, amap, cfg.tasks, frame)
+        _log_results(run, scores, answers_path, f"NOVA results: {run_name}")
+        log.info("\n%s", text_table(scores.metrics, f"Run {run.run_id}: {run_name}"))
+        log.info("open it with: %s", tracking.run_ui_url(run))
+        errors = sum(int(s.metrics.get("api_errors", 0)) for s in scores.tasks.values())
+        if errors:
+            raise ProviderError(f"{errors} call(s) failed after retries; the answers that did "
+                                f"arrive are kept in {answers_path}")
+    return RunSummary(run.run_id, run.experiment_id, scores.metrics, scores, answers_path, dataset)
+
+
+class EvaluateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: str
+    outputs: Path
+    images: str | None = None
+    model: str | None = None
+    frame: Frame | None = None
+    judge: str = "none"
+    experiment: str | None = None
+    run_name: str | None = None
+
+
+def evaluate_outputs(cfg: EvaluateConfig) -> RunSummary:
+    """Score answers produced elsewhere; only the tasks present in the file are scored."""
+    dataset = load_dataset(cfg.data, images_dir=cfg.images)
+    answers = read_answers(cfg.outputs, {c.filename for c in dataset.cases})
+    model = cfg.model or "unknown"
+    if cfg.model is None and cfg.frame is None:
+        frame = Frame.pixel_xyxy
+        log.warning("no --model given: reading boxes as pixel [x1, y1, x2, y2] of the image")
+    else:
+        frame = _frame(model, cfg.frame)
+    _check_judge(cfg.judge)
+    tasks = tuple(t for t in ALL_TASKS if any(k[1] is t for k in answers))
+    run_name = cfg.run_name or f"evaluate {model} {cfg.outputs.name}"
+    with tracking.start_run(cfg.experiment or default_experiment(dataset), run_name,
+                            {**_tags(dataset, tasks), "nova.mode": "evaluate"}) as run:
+        run.params(_setup_params(model, frame, dataset, {}, tasks,
+                                 {"judge": cfg.judge, "outputs_file": cfg.outputs.name}))
+        run.dataset(cases_frame(dataset), name=dataset.name, source=dataset.source,
+                    digest=dataset.digest, targets="final_diagnosis")
+        scores = score(dataset.cases, answers, tasks, frame)
+        copy = run_dir(run.run_id) / "answers.jsonl"
+        copy.write_text("".join(a.model_dump_json(exclude_none=True) + "\n" for a in answers.values()),
+                        encoding="utf-8")
+        _log_results(run, scores, copy, f"NOVA evaluation: {run_name}")
+        log.info("\n%s", text_table(scores.metrics, f"Run {run.run_id}: {run_name}"))
+    return RunSummary(run.run_id, run.experiment_id, scores.metrics, scores, copy, dataset)
+
+
+def metrics_json(summary: RunSummary) -> str:
+    return json.dumps(summary.metrics, sort_keys=True)
+
+

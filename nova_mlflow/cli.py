@@ -1,0 +1,211 @@
+"""`nova-mlflow` command line: a thin shell over the library (the only module importing click).
+
+Logs go to stderr; with --json, stdout carries exactly one JSON object. Exit codes: 0 ok,
+1 gate rejected, 2 bad input (one line naming file, row, field), 3 provider failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from nova_mlflow import __version__
+from nova_mlflow.errors import InputError, NovaError
+from nova_mlflow.frames import Frame
+from nova_mlflow.schemas import Task
+
+log = logging.getLogger("nova_mlflow")
+
+TASK_NAMES = [t.value for t in Task]
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("nova-mlflow: %(message)s"))
+    root = logging.getLogger("nova_mlflow")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+
+
+class WholeNumber(click.ParamType):
+    """An integer that also accepts "8.0" (MLproject passes counts declared as float)."""
+
+    name = "integer"
+
+    def __init__(self, low: int | None = None, high: int | None = None) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value, param, ctx):  # noqa: ANN001 (click's signature)
+        if isinstance(value, int):
+            n = value
+        else:
+            try:
+                f = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a whole number", param, ctx)
+            if f != int(f):
+                self.fail(f"{value!r} is not a whole number", param, ctx)
+            n = int(f)
+        if (self.low is not None and n < self.low) or (self.high is not None and n > self.high):
+            self.fail(f"{n} is not in the range {self.low}..{self.high}", param, ctx)
+        return n
+
+
+def _parse_tasks(value: str) -> tuple[Task, ...]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [n for n in names if n not in TASK_NAMES]
+    if bad or not names:
+        raise click.BadParameter(f"{','.join(bad) or value!r}: use a comma-separated subset of "
+                                 f"{','.join(TASK_NAMES)}", param_hint="--tasks")
+    return tuple(Task(n) for n in dict.fromkeys(names))
+
+
+def _fail(exc: Exception, code: int) -> None:
+    click.echo(f"nova-mlflow: error: {exc}", err=True)
+    sys.exit(code)
+
+
+def _call(fn, *args):
+    """Run a library call and map its errors to the documented exit codes."""
+    try:
+        return fn(*args)
+    except NovaError as exc:
+        _fail(exc, exc.exit_code)
+    except ValidationError as exc:  # a bad flag value caught by a config model
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        _fail(InputError(f"--{field.replace('_', '-')}: {err['msg']}"), 2)
+
+
+def _emit_json(metrics: dict) -> None:
+    sys.stdout.write(json.dumps(metrics, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+data_option = click.option(
+    "--data", default="demo", show_default=True,
+    help="'demo' (bundled offline set), a directory or file in a NOVA layout "
+         "(metadata CSV or parquet release, images beside it or in images/), or hf://c-i-ber/Nova.")
+images_option = click.option("--images", type=click.Path(file_okay=False, path_type=Path),
+                             default=None, help="Image directory, if not beside the metadata.")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print the metrics as one JSON object on stdout.")
+frame_option = click.option(
+    "--frame", type=click.Choice([f.value for f in Frame]), default=None,
+    help="Box coordinate frame of the model's answers; needed for models not in the catalog.")
+experiment_option = click.option("--experiment", default=None,
+                                 help="MLflow experiment name [default: nova-<dataset>].")
+run_name_option = click.option("--run-name", default=None,
+                               help="MLflow run name [default: model and prompt versions].")
+judge_option = click.option("--judge", default="none", show_default=True,
+                            help="Diagnosis matching: an LLM judge model, or 'none' for the "
+                                 "offline matcher.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="nova-mlflow")
+@click.option("-v", "--verbose", is_flag=True, help="More detail on stderr.")
+def main(verbose: bool) -> None:
+    """Benchmark vision-language models on NOVA (brain MRI) and track every run in MLflow.
+
+    \b
+    Quick start (offline, no key):   nova-mlflow run
+    Then look at it:                 mlflow ui --backend-store-uri sqlite:///mlflow.db
+    """
+    _setup_logging(verbose)
+
+
+@main.command()
+@data_option
+@images_option
+@click.option("--model", default="baseline", show_default=True,
+              help="Model to run: 'baseline' (offline), or a provider model name.")
+@frame_option
+@click.option("--tasks", default=",".join(TASK_NAMES), show_default=True,
+              help="Comma-separated tasks to run.")
+@click.option("--prompt", "prompts", multiple=True, metavar="TASK=VERSION",
+              help="Prompt version per task, e.g. --prompt diagnosis=v2 (repeat, or comma-separate; default v1).")
+@click.option("--limit", type=WholeNumber(0), default=0, show_default=True,
+              help="Only the first N cases (sorted by filename); 0 = all.")
+@click.option("--concurrency", type=WholeNumber(1, 512), default=8, show_default=True,
+              help="Model calls in flight at once.")
+@click.option("--temperature", type=click.FloatRange(0, 2), default=0.0, show_default=True)
+@click.option("--max-tokens", type=WholeNumber(1, 32768), default=1024, show_default=True)
+@click.option("--seed", type=WholeNumber(), default=0, show_default=True,
+              help="Sampling seed, where the provider supports one.")
+@judge_option
+@experiment_option
+@run_name_option
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@json_option
+def run(data, images, model, frame, tasks, prompts, limit, concurrency, temperature, max_tokens,
+        seed, judge, experiment, run_name, no_progress, as_json) -> None:
+    """Run a model on NOVA's tasks and log one MLflow run."""
+    from nova_mlflow.benchmark import RunConfig, run_benchmark
+    from nova_mlflow.prompts import parse_prompt_flags
+    from nova_mlflow.providers.base import GenerationSettings
+
+    task_tuple = _parse_tasks(tasks)
+    prompt_map = _call(parse_prompt_flags, prompts)
+    cfg = _call(lambda: RunConfig(
+        data=data, images=str(images) if images else None, model=model, frame=frame,
+        tasks=task_tuple, prompts=prompt_map, limit=limit or None, concurrency=concurrency, judge=judge,
+        experiment=experiment, run_name=run_name, progress=not no_progress,
+        settings=GenerationSettings(temperature=temperature, max_tokens=max_tokens, seed=seed)))
+    summary = _call(run_benchmark, cfg)
+    if as_json:
+        _emit_json(summary.metrics)
+
+
+@main.command()
+@data_option
+@images_option
+@click.option("--outputs", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help='JSONL, one {"filename", "task", "text"} object per line.')
+@click.option("--model", default=None,
+              help="Model that wrote the answers; fixes the box coordinate frame.")
+@frame_option
+@judge_option
+@experiment_option
+@run_name_option
+@json_option
+def evaluate(data, images, outputs, model, frame, judge, experiment, run_name, as_json) -> None:
+    """Score answers produced elsewhere (no model call) and log one MLflow run."""
+    from nova_mlflow.benchmark import EvaluateConfig, evaluate_outputs
+
+    cfg = _call(lambda: EvaluateConfig(data=data, images=str(images) if images else None,
+                                       outputs=outputs, model=model, frame=frame, judge=judge,
+                                       experiment=experiment, run_name=run_name))
+    summary = _call(evaluate_outputs, cfg)
+    if as_json:
+        _emit_json(summary.metrics)
+
+
+@main.command()
+@data_option
+@images_option
+@click.option("--no-images", is_flag=True, help="Check the metadata only; do not open images.")
+@json_option
+def validate(data, images, no_images, as_json) -> None:
+    """Check a dataset; exit 2 with a one-line error on the first bad row."""
+    from nova_mlflow.data import load_dataset
+
+    ds = _call(lambda: load_dataset(data, images_dir=images, check_images=not no_images))
+    facts = {
+        "cases": len(ds), "case_ids": len({c.case_id for c in ds.cases}),
+        "final_diagnoses": len({c.final_diagnosis for c in ds.cases}),
+        "gold_boxes": sum(len(c.gold_boxes) for c in ds.cases),
+        "layout": ds.layout, "digest": ds.digest,
+    }
+    if as_json:
+        _emit_json(facts)
+    else:
+        click.echo(f"ok: {ds.source}: {facts['cases']} cases, {facts['case_ids']} case ids, "
+                   f"{facts['final_diagnoses']} final diagnoses, {facts['gold_boxes']} gold boxes "
+                   f"({ds.layout} layout, digest {ds.digest})")

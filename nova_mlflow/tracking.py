@@ -1,0 +1,104 @@
+"""The only module that imports mlflow.
+
+Default store: sqlite ./mlflow.db (never the deprecated file store). A run opened here is
+closed FINISHED on success and FAILED on any exception, so no run is ever left RUNNING.
+Per-case values go into tables (log_table), never one log_metric per case.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+log = logging.getLogger("nova_mlflow")
+
+MAX_PARAM_LEN = 6000
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI if set, else sqlite:///<cwd>/mlflow.db (set explicitly)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        uri = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+class RunLogger:
+    """Thin wrapper so the rest of the package never touches mlflow's API."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.run_id: str = run.info.run_id
+        self.experiment_id: str = run.info.experiment_id
+
+    def params(self, params: Mapping[str, Any]) -> None:
+        clean = {k: ("" if v is None else str(v))[:MAX_PARAM_LEN] for k, v in params.items()}
+        mlflow.log_params(clean)
+
+    def tags(self, tags: Mapping[str, Any]) -> None:
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def metrics(self, metrics: Mapping[str, float]) -> None:
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+
+    def table(self, df: pd.DataFrame, artifact_file: str) -> None:
+        mlflow.log_table(data=df, artifact_file=artifact_file)
+
+    def artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def text(self, text: str, artifact_file: str) -> None:
+        mlflow.log_text(text, artifact_file)
+
+    def dict(self, data: Mapping[str, Any], artifact_file: str) -> None:
+        mlflow.log_dict(dict(data), artifact_file)
+
+    def figure(self, fig: Any, artifact_file: str) -> None:
+        mlflow.log_figure(fig, artifact_file)
+
+    def dataset(self, df: pd.DataFrame, *, name: str, source: str, digest: str,
+                targets: str | None = None) -> None:
+        """Dataset as a run input; MLflow computes its own content digest of the frame."""
+        ds = mlflow.data.from_pandas(df, source=source, name=name, targets=targets)
+        mlflow.log_input(ds, context="evaluation", tags={"nova_digest": digest})
+
+
+@contextmanager
+def start_run(experiment: str, run_name: str | None = None,
+              tags: Mapping[str, Any] | None = None) -> Iterator[RunLogger]:
+    """Open a run (or attach to the one `mlflow run` made); FAILED on any exception."""
+    tracking_uri()
+    attach = os.environ.get("MLFLOW_RUN_ID")
+    if not attach:
+        mlflow.set_experiment(experiment)
+    run = mlflow.start_run(run_name=None if attach else run_name)
+    logger = RunLogger(run)
+    try:
+        logger.tags(tags or {})
+        yield logger
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
+def run_ui_url(run: RunLogger) -> str:
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/#/experiments/{run.experiment_id}/runs/{run.run_id}"
+    return f"mlflow ui --backend-store-uri {uri}  (run {run.run_id})"
+
+
+def get_run(run_id: str) -> Any:
+    tracking_uri()
+    return MlflowClient().get_run(run_id)
