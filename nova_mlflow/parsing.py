@@ -57,6 +57,8 @@ def parse_boxes(text: str | None, *, frame: Frame, sent: tuple[int, int],
     if text is None or not text.strip():
         return Parsed(prediction=LocalizationPrediction(boxes=[]))
     quads = _quads_from_json(text)
+    if quads == []:  # well-formed JSON that holds no box: a valid "no target"
+        return Parsed(prediction=LocalizationPrediction(boxes=[]))
     if quads is None:
         quads = [list(m) for m in _QWEN_TOKENS.findall(text)] or [list(m) for m in _QUAD.findall(text)]
     if not quads:
@@ -103,9 +105,21 @@ def _quads_from_json(text: str) -> list[list[Any]] | None:
             continue
         quads: list[list[Any]] = []
         _walk(value, quads)
-        if quads or value in ([], {}, None):
+        if quads or not _has_number(value):  # {"findings": []} is a valid "no boxes"
             return quads
     return None
+
+
+def _has_number(v: Any, depth: int = 0) -> bool:
+    if depth > 8:
+        return True
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return True
+    if isinstance(v, list):
+        return any(_has_number(x, depth + 1) for x in v)
+    if isinstance(v, dict):
+        return any(_has_number(x, depth + 1) for x in v.values())
+    return False
 
 
 def _is_quad(v: Any) -> bool:
