@@ -29,7 +29,7 @@ from nova_mlflow.providers.base import GenerationSettings, Request
 from nova_mlflow.report import markdown_table, text_table
 from nova_mlflow.runner import Job, run_jobs
 from nova_mlflow.schemas import ALL_TASKS, SCHEMA_VERSION, Task
-from nova_mlflow.scoring import Scores, score
+from nova_mlflow.scoring import ScoreContext, Scores, score, write_artifacts
 
 log = logging.getLogger("nova_mlflow")
 
@@ -133,13 +133,19 @@ def _tags(dataset: Dataset, tasks: tuple[Task, ...]) -> dict:
     return tags
 
 
-def _log_results(run: tracking.RunLogger, scores: Scores, answers_path: Path, title: str) -> None:
+def _log_results(run: tracking.RunLogger, scores: Scores, cases: list, answers_path: Path,
+                 title: str) -> None:
     metrics = scores.metrics
     run.metrics(metrics)
     for task, ts in scores.tasks.items():
         run.table(ts.table, f"tables/{task.value}_cases.json")
     run.artifact(answers_path, "answers")
     run.text(markdown_table(metrics, title), "results/summary.md")
+    out_dir = answers_path.parent / "report"
+    out_dir.mkdir(exist_ok=True)
+    for f in write_artifacts(scores, cases, out_dir):
+        sub = f.parent.relative_to(out_dir).as_posix()
+        run.artifact(f, "results" if sub == "." else f"results/{sub}")
 
 
 def run_benchmark(cfg: RunConfig) -> RunSummary:
@@ -167,8 +173,8 @@ def run_benchmark(cfg: RunConfig) -> RunSummary:
                                                        settings=cfg.settings),
                                alog.write, concurrency=cfg.concurrency, progress=cfg.progress)
         amap = {(a.filename, a.task): a for a in answers}
-        scores = score(dataset.cases, amap, cfg.tasks, frame)
-        _log_results(run, scores, answers_path, f"NOVA results: {run_name}")
+        scores = score(dataset.cases, amap, cfg.tasks, ScoreContext(frame, cfg.judge))
+        _log_results(run, scores, dataset.cases, answers_path, f"NOVA results: {run_name}")
         log.info("\n%s", text_table(scores.metrics, f"Run {run.run_id}: {run_name}"))
         log.info("open it with: %s", tracking.run_ui_url(run))
         errors = sum(int(s.metrics.get("api_errors", 0)) for s in scores.tasks.values())
@@ -210,11 +216,11 @@ def evaluate_outputs(cfg: EvaluateConfig) -> RunSummary:
                                  {"judge": cfg.judge, "outputs_file": cfg.outputs.name}))
         run.dataset(cases_frame(dataset), name=dataset.name, source=dataset.source,
                     digest=dataset.digest, targets="final_diagnosis")
-        scores = score(dataset.cases, answers, tasks, frame)
+        scores = score(dataset.cases, answers, tasks, ScoreContext(frame, cfg.judge))
         copy = run_dir(run.run_id) / "answers.jsonl"
         copy.write_text("".join(a.model_dump_json(exclude_none=True) + "\n" for a in answers.values()),
                         encoding="utf-8")
-        _log_results(run, scores, copy, f"NOVA evaluation: {run_name}")
+        _log_results(run, scores, dataset.cases, copy, f"NOVA evaluation: {run_name}")
         log.info("\n%s", text_table(scores.metrics, f"Run {run.run_id}: {run_name}"))
     return RunSummary(run.run_id, run.experiment_id, scores.metrics, scores, copy, dataset)
 

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 COUNT_KEYS = {"TP30", "FP30", "GT", "n_cases", "answered", "missing", "parse_failures",
               "api_errors", "refused", "vocab_size", "unique_captions"}
 HEADLINE = {
-    "localization": ["mAP30", "mAP50", "mAP50_95", "ACC50", "TP30", "FP30", "GT", "f1_30"],
+    "localization": ["mAP30", "mAP50", "mAP50_95", "ACC50", "TP30", "FP30", "GT", "coco_mAP30",
+                     "coco_mAP50", "coco_mAP50_95", "f1_30", "f1_50"],
     "captioning": ["clinical_f1", "modality_f1", "bleu", "meteor", "binary_f1"],
     "diagnosis": ["top1", "top5", "coverage", "entropy"],
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,8 +69,10 @@ class RunLogger:
     def dataset(self, df: pd.DataFrame, *, name: str, source: str, digest: str,
                 targets: str | None = None) -> None:
         """Dataset as a run input; MLflow computes its own content digest of the frame."""
-        ds = mlflow.data.from_pandas(df, source=source, name=name, targets=targets)
-        mlflow.log_input(ds, context="evaluation", tags={"nova_digest": digest})
+        with warnings.catch_warnings():  # source-kind and integer-column hints do not apply here
+            warnings.simplefilter("ignore", UserWarning)
+            ds = mlflow.data.from_pandas(df, source=source, name=name, targets=targets)
+            mlflow.log_input(ds, context="evaluation", tags={"nova_digest": digest})
 
 
 @contextmanager

@@ -1,0 +1,1 @@
+"""Offline, deterministic baselines: a classical lesion detector, a caption writer and text retrieval."""

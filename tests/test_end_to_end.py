@@ -1,0 +1,187 @@
+"""The whole path as a user takes it: CLI -> demo data -> baseline -> scores -> MLflow store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nova_mlflow.cli import main
+
+from conftest import run_store
+
+ROOT = Path(__file__).resolve().parents[1]
+LOC_KEYS = ["mAP30", "mAP50", "mAP50_95", "ACC50", "TP30", "FP30", "GT",
+            "coco_mAP30", "coco_mAP50", "coco_mAP50_95",
+            "precision30", "recall30", "f1_30", "precision50", "recall50", "f1_50"]
+COUNT_KEYS = ["n_cases", "answered", "missing", "parse_failures", "api_errors"]
+
+
+def _only_run(tmp_path):
+    client = run_store(tmp_path)
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert len(runs) == 1, runs
+    return client, runs[0]
+
+
+def _artifacts(client, run_id, path=""):
+    out = []
+    for f in client.list_artifacts(run_id, path):
+        out += _artifacts(client, run_id, f.path) if f.is_dir else [f.path]
+    return out
+
+
+def test_run_logs_everything(tmp_path, demo_dir):
+    res = CliRunner().invoke(main, ["run", "--limit", "12", "--json", "--no-progress"])
+    assert res.exit_code == 0, res.stderr
+    metrics = json.loads(res.stdout)
+    for k in LOC_KEYS + COUNT_KEYS:
+        assert f"localization/{k}" in metrics
+    for k in ["top1", "top5"] + COUNT_KEYS:
+        assert f"diagnosis/{k}" in metrics
+    assert metrics["localization/n_cases"] == 12 and metrics["diagnosis/answered"] == 12
+
+    client, run = _only_run(tmp_path)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["localization/mAP30"] == pytest.approx(metrics["localization/mAP30"])
+    p = run.data.params
+    assert p["model"] == "baseline" and p["data"] == "demo" and p["frame"] == "pixel_xyxy"
+    assert p["prompt.diagnosis.version"] == "v1" and len(p["prompt.diagnosis.sha256"]) == 16
+    assert p["package_version"] and p["dataset_digest"] == run.data.tags["nova.dataset_digest"]
+    arts = _artifacts(client, run.info.run_id)
+    for a in ["answers/answers.jsonl", "tables/localization_cases.json",
+              "tables/captioning_cases.json", "tables/diagnosis_cases.json",
+              "results/summary.md", "config/run_config.json"]:
+        assert a in arts
+    table = json.loads(Path(client.download_artifacts(run.info.run_id, "tables/diagnosis_cases.json",
+                                                      str(tmp_path))).read_text())
+    assert len(table["data"]) == 12 and "truth" in table["columns"]
+    answers = Path(client.download_artifacts(run.info.run_id, "answers/answers.jsonl", str(tmp_path)))
+    lines = [json.loads(l) for l in answers.read_text().splitlines()]
+    assert len(lines) == 36 and {l["task"] for l in lines} == {"localization", "captioning", "diagnosis"}
+    assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.name == "demo"
+    # per-case values live in tables, never as one metric per case
+    assert len(run.data.metrics) < 60
+
+
+def test_crash_marks_run_failed_and_keeps_answers(tmp_path, demo_dir, monkeypatch):
+    import nova_mlflow.benchmark as bm
+
+    def boom(*a, **k):
+        raise RuntimeError("scoring exploded")
+
+    monkeypatch.setattr(bm, "score", boom)
+    res = CliRunner().invoke(main, ["run", "--limit", "4", "--no-progress"])
+    assert res.exit_code != 0
+    client, run = _only_run(tmp_path)
+    assert run.info.status == "FAILED"
+    kept = Path(os.environ["NOVA_MLFLOW_CACHE"]) / "runs" / run.info.run_id / "answers.jsonl"
+    assert len(kept.read_text().splitlines()) == 12  # answered before scoring, still on disk
+
+
+def _write_outputs(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_evaluate_perfect_and_empty_answer_files(tmp_path, demo_dir):
+    from nova_mlflow.data import load_dataset
+
+    cases = load_dataset(demo_dir).cases
+    perfect = [{"filename": c.filename, "task": "localization",
+                "text": json.dumps([b.as_list() for b in c.gold_boxes])} for c in cases]
+    perfect += [{"filename": c.filename, "task": "diagnosis", "text": f"1. {c.final_diagnosis}"}
+                for c in cases]
+    res = CliRunner().invoke(main, ["evaluate", "--data", str(demo_dir), "--model", "gpt-4o",
+                                    "--outputs", str(_write_outputs(tmp_path / "p.jsonl", perfect)),
+                                    "--json"])
+    assert res.exit_code == 0, res.stderr
+    m = json.loads(res.stdout)
+    for k in ["mAP30", "mAP50", "mAP50_95", "ACC50", "f1_30", "f1_50", "coco_mAP30", "coco_mAP50",
+              "coco_mAP50_95"]:
+        assert m[f"localization/{k}"] == pytest.approx(1.0), k
+    assert m["diagnosis/top1"] == 1.0 and m["diagnosis/top5"] == 1.0
+    assert not any(k.startswith("captioning/") for k in m)  # only tasks in the file are scored
+
+    empty = [{"filename": c.filename, "task": "localization", "text": "no target"} for c in cases]
+    res = CliRunner().invoke(main, ["evaluate", "--data", str(demo_dir), "--model", "gpt-4o",
+                                    "--outputs", str(_write_outputs(tmp_path / "e.jsonl", empty)),
+                                    "--json"])
+    m = json.loads(res.stdout)
+    assert m["localization/mAP30"] == 0 and m["localization/FP30"] == 0
+    assert m["localization/coco_mAP30"] == 0 and m["localization/f1_30"] == 0
+    assert m["localization/answered"] == len(cases) and m["localization/parse_failures"] == 0
+
+
+def test_evaluate_counts_missing_and_parse_failures(tmp_path, demo_dir):
+    from nova_mlflow.data import load_dataset
+
+    cases = load_dataset(demo_dir).cases
+    rows = [{"filename": cases[0].filename, "task": "localization", "text": "I am not sure"},
+            {"filename": cases[1].filename, "task": "localization", "text": "[[1,2,3,4]]"}]
+    res = CliRunner().invoke(main, ["evaluate", "--data", str(demo_dir), "--json",
+                                    "--outputs", str(_write_outputs(tmp_path / "o.jsonl", rows))])
+    m = json.loads(res.stdout)
+    assert m["localization/parse_failures"] == 1 and m["localization/answered"] == 1
+    assert m["localization/missing"] == len(cases) - 2
+
+
+@pytest.mark.parametrize("line,field", [
+    ('{"filename": "nope.png", "task": "localization", "text": "x"}', "filename"),
+    ('{"filename": "case9001_001.png", "task": "segmentation", "text": "x"}', "task"),
+    ('{"task": "localization", "text": "x"}', "filename"),
+    ('not json', None),
+])
+def test_evaluate_bad_outputs_file(tmp_path, demo_dir, line, field):
+    f = tmp_path / "bad.jsonl"
+    f.write_text('{"filename": "case9001_001.png", "task": "diagnosis", "text": "x"}\n' + line + "\n")
+    res = CliRunner().invoke(main, ["evaluate", "--data", str(demo_dir), "--outputs", str(f)])
+    assert res.exit_code == 2
+    err = res.stderr.strip()
+    assert "\n" not in err and "bad.jsonl" in err and "row 2" in err
+    if field:
+        assert f"field '{field}'" in err
+
+
+def test_python_dash_m_json_stdout_is_one_object(tmp_path, demo_dir):
+    proc = subprocess.run([sys.executable, "-m", "nova_mlflow", "run", "--limit", "3",
+                           "--tasks", "localization,diagnosis", "--json"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    obj = json.loads(proc.stdout)  # raises if anything else was printed on stdout
+    assert obj["localization/n_cases"] == 3
+    assert "captioning/n_cases" not in obj
+
+
+@pytest.mark.slow
+def test_mlflow_run_project(tmp_path, demo_dir):
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    proc = subprocess.run([sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager",
+                           "local", "--experiment-name", "nova-project", "-P", "limit=6",
+                           "-P", "prompts=diagnosis=v2"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, run = _only_run(tmp_path)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["prompt.diagnosis.version"] == "v2"
+    assert run.data.metrics["localization/n_cases"] == 6
+    arts = _artifacts(client, run.info.run_id)
+    assert "answers/answers.jsonl" in arts and "tables/localization_cases.json" in arts
+
+
+@pytest.mark.slow
+def test_mlflow_run_project_failure_is_marked_failed(tmp_path, demo_dir):
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    proc = subprocess.run([sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager",
+                           "local", "-P", "data=/nonexistent/nova"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert proc.returncode != 0
+    _, run = _only_run(tmp_path)
+    assert run.info.status == "FAILED"
