@@ -61,3 +61,54 @@ def markdown_table(metrics: Mapping[str, float], title: str) -> str:
     out += [f"| {t} | {k} | {v} |" for t, k, v in rows(metrics)]
     out += ["", "Fractions in percent (as in the paper's tables); counts as integers."]
     return "\n".join(out) + "\n"
+
+
+# --- paper-style tables (Tables 1-3) -----------------------------------------------------
+
+SOURCE_OURS = "this run"
+SOURCE_PAPER = "reported by the paper (Bercea et al. 2025)"
+
+
+def paper_table(ours: dict[str, str], paper_rows: list[dict[str, str]], model: str):
+    """Our row first, then the paper's rows, each marked with where its numbers come from.
+
+    Values are already formatted strings (percent, counts "TP/GT"), so the three output
+    formats show exactly the same figures.
+    """
+    import pandas as pd
+
+    rows = [{"model": model, "source": SOURCE_OURS, **ours}]
+    rows += [{"source": SOURCE_PAPER, **r} for r in paper_rows]
+    return pd.DataFrame(rows).fillna("")
+
+
+def write_table(df, stem: str, out_dir, title: str) -> list:
+    """The same table as CSV (for scripts), Markdown (for people) and HTML (for the UI)."""
+    from html import escape
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path, html_path = (out / f"{stem}.{ext}" for ext in ("csv", "md", "html"))
+    df.to_csv(csv_path, index=False)
+    cols = list(df.columns)
+    md = [f"# {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in cols)
+    body = "".join(
+        "<tr" + (' class="paper"' if SOURCE_PAPER in [str(v) for v in row] else "") + ">"
+        + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>"
+        for row in df.itertuples(index=False)
+    )
+    html_path.write_text(
+        "<!doctype html><meta charset='utf-8'>"
+        f"<title>{escape(title)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;margin:2em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;"
+        "text-align:right}td:first-child,td:nth-child(2),th{text-align:left}"
+        "tr.paper{color:#555;font-style:italic}</style>"
+        f"<h1>{escape(title)}</h1><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        "<p>Percentages, as in the paper; rows in italics are the paper's reported figures.</p>",
+        encoding="utf-8")
+    return [csv_path, md_path, html_path]

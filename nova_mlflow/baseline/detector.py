@@ -43,7 +43,7 @@ def _as_gray(image: np.ndarray) -> np.ndarray | None:
         arr = arr[..., :3].mean(axis=2)
     if arr.ndim != 2 or min(arr.shape) < 16 or not np.issubdtype(arr.dtype, np.number):
         return None
-    arr = arr.astype(np.float32)
+    arr = arr.astype(np.float64)
     if not np.isfinite(arr).all() or np.ptp(arr) <= 0:
         return None
     return arr
@@ -98,7 +98,7 @@ def _mirror(img: np.ndarray, brain: np.ndarray) -> np.ndarray | None:
 def candidates(score: np.ndarray, z: np.ndarray, brain: np.ndarray) -> list[dict]:
     """Regions of |score| (hysteresis per sign, opened) with the features used to rank."""
     inner = _erode(brain, 3)
-    area_range = (_MIN_AREA_FRACTION * score.size, _MAX_AREA_FRACTION * brain.sum())
+    area_range = (max(_MIN_AREA_FRACTION * score.size, 9.0), _MAX_AREA_FRACTION * brain.sum())
     out = []
     for sign in (1.0, -1.0):
         signed = sign * score

@@ -176,7 +176,7 @@ def _to_square(sl: np.ndarray) -> np.ndarray:
     out = np.zeros((side, side), np.float32)
     r0, c0 = (side - sl.shape[0]) // 2, (side - sl.shape[1]) // 2
     out[r0:r0 + sl.shape[0], c0:c0 + sl.shape[1]] = sl
-    return np.asarray(Image.fromarray(out, mode="F").resize((SIZE, SIZE), Image.BILINEAR))
+    return np.asarray(Image.fromarray(out).resize((SIZE, SIZE), Image.Resampling.BILINEAR))
 
 
 def _tissue(tpl: Templates, plane: str, mm: float) -> dict[str, np.ndarray]:
@@ -419,8 +419,7 @@ def _write(dest: Path) -> None:
     writer.writeheader()
     for row, sl in generate():
         writer.writerow(row)
-        Image.fromarray(sl.image, mode="L").save(dest / "images" / row["filename"], format="PNG",
-                                                    compress_level=3)
+        Image.fromarray(sl.image).save(dest / "images" / row["filename"], format="PNG", compress_level=3)
     (dest / CSV_NAME).write_bytes(buf.getvalue().encode("utf-8"))
     (dest / MARKER).write_text(DEMO_VERSION + "\n", encoding="utf-8")
 
