@@ -44,9 +44,10 @@ def _as_gray(image: np.ndarray) -> np.ndarray | None:
     if arr.ndim != 2 or min(arr.shape) < 16 or not np.issubdtype(arr.dtype, np.number):
         return None
     arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all() or np.ptp(arr) <= 0:
+    if not np.isfinite(arr).all() or arr.max() <= arr.min():
         return None
-    return arr
+    arr = arr / max(abs(arr.min()), abs(arr.max()))  # no overflow below
+    return (arr - arr.min()) / np.ptp(arr)  # 0..1: every threshold is relative anyway
 
 
 def brain_mask(img: np.ndarray) -> np.ndarray:
@@ -67,7 +68,7 @@ def robust_z(img: np.ndarray, brain: np.ndarray) -> np.ndarray:
     vals = img[brain]
     med = float(np.median(vals))
     mad = 1.4826 * float(np.median(np.abs(vals - med)))
-    return (img - med) / max(mad, 1e-3 * max(float(np.ptp(img)), 1.0))
+    return (img - med) / max(mad, 1e-3 * float(np.ptp(img)), 1e-12)
 
 
 def anomaly_map(z: np.ndarray, brain: np.ndarray) -> np.ndarray:
