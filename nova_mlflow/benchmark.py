@@ -27,7 +27,12 @@ from nova_mlflow.prompts import DEFAULT_VERSION, Prompt, load_prompt
 from nova_mlflow.providers import create_provider, provider_kind
 from nova_mlflow.providers.base import GenerationSettings, Request
 from nova_mlflow.report import markdown_table, text_table
-from nova_mlflow.runner import Job, run_jobs
+from nova_mlflow.cache import ResponseCache
+from nova_mlflow.paths import cache_dir
+from nova_mlflow.pricing import PRICES_AS_OF, load_prices
+from nova_mlflow.runner import Job, RetryPolicy, RunStats, run_jobs
+from nova_mlflow.secrets import KEY_VARS, api_key, safe_url
+from nova_mlflow.usage import usage_metrics
 from nova_mlflow.schemas import ALL_TASKS, SCHEMA_VERSION, Task
 from nova_mlflow.scoring import ScoreContext, Scores, score, write_artifacts
 
@@ -52,6 +57,12 @@ class RunConfig(BaseModel):
     run_name: str | None = None
     settings: GenerationSettings = GenerationSettings()
     progress: bool = True
+    base_url: str | None = None
+    retry: RetryPolicy = RetryPolicy()
+    rpm: float | None = Field(None, gt=0)
+    use_cache: bool = True
+    refresh: bool = False
+    prices: str | None = None
 
 
 @dataclass
@@ -148,12 +159,23 @@ def _log_results(run: tracking.RunLogger, scores: Scores, cases: list, answers_p
         run.artifact(f, "results" if sub == "." else f"results/{sub}")
 
 
+def _check_key(model: str) -> None:
+    """A missing key fails before any work, naming the variable to set."""
+    kind = provider_kind(model)
+    if kind in KEY_VARS and kind != "openai-compatible":
+        api_key(kind)
+
+
 def run_benchmark(cfg: RunConfig) -> RunSummary:
     frame = _frame(cfg.model, cfg.frame)
     _check_judge(cfg.judge)
+    _check_key(cfg.model)
+    prices = load_prices(cfg.prices)
     prompts = {t: load_prompt(t, cfg.prompts.get(t, DEFAULT_VERSION)) for t in cfg.tasks}
     dataset = load_dataset(cfg.data, images_dir=cfg.images).limited(cfg.limit)
-    provider = create_provider(cfg.model, cases=dataset.cases)
+    provider = create_provider(cfg.model, cases=dataset.cases, base_url=cfg.base_url,
+                               timeout=cfg.retry.timeout)
+    cache = ResponseCache(cache_dir() / "responses.sqlite") if cfg.use_cache else None
     jobs = [Job(c, t) for t in cfg.tasks for c in dataset.cases]
     versions = "+".join(f"{t.value[:3]}-{p.version}" for t, p in prompts.items())
     run_name = cfg.run_name or f"{cfg.model} {versions}"
@@ -162,18 +184,34 @@ def run_benchmark(cfg: RunConfig) -> RunSummary:
         run.params(_setup_params(cfg.model, frame, dataset, prompts, cfg.tasks, {
             "temperature": cfg.settings.temperature, "max_tokens": cfg.settings.max_tokens,
             "seed": cfg.settings.seed, "judge": cfg.judge, "concurrency": cfg.concurrency,
-            "limit": cfg.limit}))
+            "limit": cfg.limit, "base_url": safe_url(getattr(provider, "base_url", None)),
+            "max_retries": cfg.retry.max_retries, "timeout_s": cfg.retry.timeout, "rpm": cfg.rpm,
+            "cache": "refresh" if cfg.refresh else ("on" if cache else "off"),
+            "prices_as_of": PRICES_AS_OF if not cfg.prices else "custom"}))
         run.dataset(cases_frame(dataset), name=dataset.name, source=dataset.source,
                     digest=dataset.digest, targets="final_diagnosis")
         run.dict(cfg.model_dump(mode="json"), "config/run_config.json")
         answers_path = run_dir(run.run_id) / "answers.jsonl"
         log.info("answers are written to %s as they arrive", answers_path)
-        with AnswerLog(answers_path) as alog:
-            answers = run_jobs(provider, jobs, partial(make_request, prompts=prompts,
-                                                       settings=cfg.settings),
-                               alog.write, concurrency=cfg.concurrency, progress=cfg.progress)
+        stats = RunStats()
+        try:
+            with AnswerLog(answers_path) as alog:
+                answers = run_jobs(provider, jobs, partial(make_request, prompts=prompts,
+                                                           settings=cfg.settings),
+                                   alog.write, concurrency=cfg.concurrency, progress=cfg.progress,
+                                   policy=cfg.retry, rpm=cfg.rpm, cache=cache,
+                                   refresh=cfg.refresh, stats=stats)
+        finally:
+            if cache is not None:
+                cache.close()
         amap = {(a.filename, a.task): a for a in answers}
-        scores = score(dataset.cases, amap, cfg.tasks, ScoreContext(frame, cfg.judge))
+        scores = score(dataset.cases, amap, cfg.tasks, ScoreContext(frame, cfg.judge, cfg.model))
+        for task, ts in scores.tasks.items():
+            ts.metrics.update(usage_metrics([a for a in answers if a.task is task], cfg.model,
+                                            prices))
+        run_metrics = {"run/requests": float(stats.requests),
+                       "run/cache_hits": float(stats.cache_hits), "run/retries": float(stats.retries)}
+        run.metrics(run_metrics)
         _log_results(run, scores, dataset.cases, answers_path, f"NOVA results: {run_name}")
         log.info("\n%s", text_table(scores.metrics, f"Run {run.run_id}: {run_name}"))
         log.info("open it with: %s", tracking.run_ui_url(run))
@@ -181,7 +219,8 @@ def run_benchmark(cfg: RunConfig) -> RunSummary:
         if errors:
             raise ProviderError(f"{errors} call(s) failed after retries; the answers that did "
                                 f"arrive are kept in {answers_path}")
-    return RunSummary(run.run_id, run.experiment_id, scores.metrics, scores, answers_path, dataset)
+    return RunSummary(run.run_id, run.experiment_id, {**scores.metrics, **run_metrics}, scores,
+                      answers_path, dataset)
 
 
 class EvaluateConfig(BaseModel):
@@ -216,7 +255,7 @@ def evaluate_outputs(cfg: EvaluateConfig) -> RunSummary:
                                  {"judge": cfg.judge, "outputs_file": cfg.outputs.name}))
         run.dataset(cases_frame(dataset), name=dataset.name, source=dataset.source,
                     digest=dataset.digest, targets="final_diagnosis")
-        scores = score(dataset.cases, answers, tasks, ScoreContext(frame, cfg.judge))
+        scores = score(dataset.cases, answers, tasks, ScoreContext(frame, cfg.judge, model))
         copy = run_dir(run.run_id) / "answers.jsonl"
         copy.write_text("".join(a.model_dump_json(exclude_none=True) + "\n" for a in answers.values()),
                         encoding="utf-8")

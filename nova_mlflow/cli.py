@@ -125,7 +125,9 @@ def main(verbose: bool) -> None:
 @data_option
 @images_option
 @click.option("--model", default="baseline", show_default=True,
-              help="Model to run: 'baseline' (offline), or a provider model name.")
+              help="'baseline' (offline); an OpenAI model (gpt-4o, ...); a Gemini model "
+                   "(gemini-2.0-flash, ...); openai-compatible:NAME (vLLM, SGLang, Ollama; with "
+                   "--base-url); replay:FILE.jsonl (stored answers; with --frame).")
 @frame_option
 @click.option("--tasks", default=",".join(TASK_NAMES), show_default=True,
               help="Comma-separated tasks to run.")
@@ -142,14 +144,30 @@ def main(verbose: bool) -> None:
 @judge_option
 @experiment_option
 @run_name_option
+@click.option("--base-url", default=None,
+              help="Provider endpoint [default: OPENAI_BASE_URL / GOOGLE_GEMINI_BASE_URL / the vendor's].")
+@click.option("--rpm", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="At most this many requests per minute (spaced evenly).")
+@click.option("--max-retries", type=WholeNumber(0, 50), default=6, show_default=True,
+              help="Retries per call on 429/5xx/timeouts (exponential backoff, jitter, Retry-After).")
+@click.option("--retry-base", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="First backoff in seconds; doubles each retry.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
+              show_default=True, help="Seconds per attempt.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
+@click.option("--refresh", is_flag=True, help="Ask the model again and overwrite cached answers.")
+@click.option("--prices", type=click.Path(dir_okay=False), default=None,
+              help="JSON price table (USD per million tokens) overriding the built-in one.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @json_option
 def run(data, images, model, frame, tasks, prompts, limit, concurrency, temperature, max_tokens,
-        seed, judge, experiment, run_name, no_progress, as_json) -> None:
+        seed, judge, experiment, run_name, base_url, rpm, max_retries, retry_base, timeout,
+        no_cache, refresh, prices, no_progress, as_json) -> None:
     """Run a model on NOVA's tasks and log one MLflow run."""
     from nova_mlflow.benchmark import RunConfig, run_benchmark
     from nova_mlflow.prompts import parse_prompt_flags
     from nova_mlflow.providers.base import GenerationSettings
+    from nova_mlflow.runner import RetryPolicy
 
     task_tuple = _parse_tasks(tasks)
     prompt_map = _call(parse_prompt_flags, prompts)
@@ -157,7 +175,9 @@ def run(data, images, model, frame, tasks, prompts, limit, concurrency, temperat
         data=data, images=str(images) if images else None, model=model, frame=frame,
         tasks=task_tuple, prompts=prompt_map, limit=limit or None, concurrency=concurrency, judge=judge,
         experiment=experiment, run_name=run_name, progress=not no_progress,
-        settings=GenerationSettings(temperature=temperature, max_tokens=max_tokens, seed=seed)))
+        settings=GenerationSettings(temperature=temperature, max_tokens=max_tokens, seed=seed),
+        base_url=base_url, rpm=rpm, use_cache=not no_cache, refresh=refresh, prices=prices,
+        retry=RetryPolicy(max_retries=max_retries, base_delay=retry_base, timeout=timeout)))
     summary = _call(run_benchmark, cfg)
     if as_json:
         _emit_json(summary.metrics)

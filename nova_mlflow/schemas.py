@@ -141,6 +141,10 @@ class Answer(BaseModel):
     latency_s: float | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    attempts: int | None = None
+    cached: bool | None = None
+    image_sha256: str | None = None  # what was actually sent, so the frame applies to it
+    image_size: tuple[int, int] | None = None
 
 
 class LocalizationPrediction(Frozen):

@@ -82,7 +82,7 @@ def anomaly_map(z: np.ndarray, brain: np.ndarray) -> np.ndarray:
 def _mirror(img: np.ndarray, brain: np.ndarray) -> np.ndarray | None:
     """The image flipped about the brain's vertical midline, or None if the slice is not
     left-right symmetric enough for the mirror to predict the other side (e.g. sagittal)."""
-    twice_centre = int(round(2 * np.nonzero(brain)[1].mean()))
+    twice_centre = int(np.rint(2 * np.nonzero(brain)[1].mean()))
     src = twice_centre - np.arange(img.shape[1])  # column x mirrors column 2c - x
     inside = (src >= 0) & (src < img.shape[1])
     src = np.clip(src, 0, img.shape[1] - 1)

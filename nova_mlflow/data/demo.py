@@ -342,7 +342,9 @@ def render(rng: np.random.Generator, tpl: Templates, dx: Dx, plane: str, mm: flo
     sig = "hyperintense" if sign == "+" else "hypointense"
     caption = _caption(rng, dx, plane, seq, sig, where, [max(b[2:]) for b in boxes])
     noise = rng.normal(0, 1, base.shape) * (0.008 + 0.017 * brain)
-    as_u8 = lambda a: np.clip(np.round((a + noise) * 255), 0, 255).astype(np.uint8)  # noqa: E731
+    def as_u8(a: np.ndarray) -> np.ndarray:  # same noise on both, so they differ only by lesions
+        return np.clip(np.round((a + noise) * 255), 0, 255).astype(np.uint8)
+
     return Slice(as_u8(img), as_u8(base), masks, boxes, caption)
 
 

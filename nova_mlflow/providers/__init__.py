@@ -46,7 +46,14 @@ def create_provider(model: str, **context) -> Provider:
 
 
 def _load_builtins() -> None:
-    from nova_mlflow.providers import baseline  # noqa: F401  (registers itself)
+    """Import the provider modules (each registers itself); SDKs load only when used."""
+    from nova_mlflow.providers import (  # noqa: F401
+        baseline,
+        gemini,
+        openai_chat,
+        openai_compatible,
+        replay,
+    )
 
 
 __all__ = ["GenerationSettings", "Provider", "Request", "Response", "create_provider",

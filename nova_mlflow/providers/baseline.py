@@ -22,6 +22,7 @@ from nova_mlflow.schemas import Case, Task
 
 class BaselineProvider:
     name = "baseline"
+    cacheable = False  # answers depend on local inputs, and cost nothing
 
     def __init__(self, model: str = "baseline", cases: Sequence[Case] = (), **_: object) -> None:
         from nova_mlflow.baseline.retrieval import RetrievalIndex
