@@ -135,6 +135,13 @@ def _setup_params(model: str, frame: Frame, dataset: Dataset, prompts: dict[Task
     return params
 
 
+def register_prompts(prompts: dict[Task, Prompt]) -> dict[Task, str]:
+    """Registry URIs of the prompts used (a new registry version only when the text changed)."""
+    return {t: tracking.ensure_registered(p.name, p.template, p.sha256, p.version,
+                                          p.meta.get("description", ""))
+            for t, p in prompts.items()}
+
+
 def _tags(dataset: Dataset, tasks: tuple[Task, ...]) -> dict:
     tags = {"nova.dataset_digest": dataset.digest, "nova.schema_version": SCHEMA_VERSION,
             "nova.package_version": __version__, "nova.tasks": ",".join(t.value for t in tasks)}
@@ -166,27 +173,40 @@ def _check_key(model: str) -> None:
         api_key(kind)
 
 
-def run_benchmark(cfg: RunConfig) -> RunSummary:
+def check_config(cfg: RunConfig) -> tuple[Frame, dict[Task, Prompt]]:
+    """Every check that needs no data and no network, so bad flags fail before any work."""
     frame = _frame(cfg.model, cfg.frame)
     _check_judge(cfg.judge)
     _check_key(cfg.model)
+    load_prices(cfg.prices)
+    return frame, {t: load_prompt(t, cfg.prompts.get(t, DEFAULT_VERSION)) for t in cfg.tasks}
+
+
+def run_benchmark(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
+    """One run; `dataset` may be passed in already loaded (a sweep loads it once)."""
+    frame, prompts = check_config(cfg)
     prices = load_prices(cfg.prices)
-    prompts = {t: load_prompt(t, cfg.prompts.get(t, DEFAULT_VERSION)) for t in cfg.tasks}
-    dataset = load_dataset(cfg.data, images_dir=cfg.images).limited(cfg.limit)
+    if dataset is None:
+        dataset = load_dataset(cfg.data, images_dir=cfg.images)
+    # the baseline's retrieval corpus is the whole dataset, whatever --limit says
     provider = create_provider(cfg.model, cases=dataset.cases, base_url=cfg.base_url,
                                timeout=cfg.retry.timeout)
+    dataset = dataset.limited(cfg.limit)
     cache = ResponseCache(cache_dir() / "responses.sqlite") if cfg.use_cache else None
     jobs = [Job(c, t) for t in cfg.tasks for c in dataset.cases]
     versions = "+".join(f"{t.value[:3]}-{p.version}" for t, p in prompts.items())
     run_name = cfg.run_name or f"{cfg.model} {versions}"
+    prompt_uris = register_prompts(prompts)
     with tracking.start_run(cfg.experiment or default_experiment(dataset), run_name,
                             _tags(dataset, cfg.tasks)) as run:
+        tracking.link_prompts(list(prompt_uris.values()))
         run.params(_setup_params(cfg.model, frame, dataset, prompts, cfg.tasks, {
             "temperature": cfg.settings.temperature, "max_tokens": cfg.settings.max_tokens,
             "seed": cfg.settings.seed, "judge": cfg.judge, "concurrency": cfg.concurrency,
             "limit": cfg.limit, "base_url": safe_url(getattr(provider, "base_url", None)),
             "max_retries": cfg.retry.max_retries, "timeout_s": cfg.retry.timeout, "rpm": cfg.rpm,
             "cache": "refresh" if cfg.refresh else ("on" if cache else "off"),
+            **{f"prompt.{t.value}.uri": uri for t, uri in prompt_uris.items()},
             "prices_as_of": PRICES_AS_OF if not cfg.prices else "custom"}))
         run.dataset(cases_frame(dataset), name=dataset.name, source=dataset.source,
                     digest=dataset.digest, targets="final_diagnosis")

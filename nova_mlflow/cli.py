@@ -121,66 +121,102 @@ def main(verbose: bool) -> None:
     _setup_logging(verbose)
 
 
-@main.command()
-@data_option
-@images_option
-@click.option("--model", default="baseline", show_default=True,
-              help="'baseline' (offline); an OpenAI model (gpt-4o, ...); a Gemini model "
-                   "(gemini-2.0-flash, ...); openai-compatible:NAME (vLLM, SGLang, Ollama; with "
-                   "--base-url); replay:FILE.jsonl (stored answers; with --frame).")
-@frame_option
-@click.option("--tasks", default=",".join(TASK_NAMES), show_default=True,
-              help="Comma-separated tasks to run.")
-@click.option("--prompt", "prompts", multiple=True, metavar="TASK=VERSION",
-              help="Prompt version per task, e.g. --prompt diagnosis=v2 (repeat, or comma-separate; default v1).")
-@click.option("--limit", type=WholeNumber(0), default=0, show_default=True,
-              help="Only the first N cases (sorted by filename); 0 = all.")
-@click.option("--concurrency", type=WholeNumber(1, 512), default=8, show_default=True,
-              help="Model calls in flight at once.")
-@click.option("--temperature", type=click.FloatRange(0, 2), default=0.0, show_default=True)
-@click.option("--max-tokens", type=WholeNumber(1, 32768), default=1024, show_default=True)
-@click.option("--seed", type=WholeNumber(), default=0, show_default=True,
-              help="Sampling seed, where the provider supports one.")
-@judge_option
-@experiment_option
-@run_name_option
-@click.option("--base-url", default=None,
-              help="Provider endpoint [default: OPENAI_BASE_URL / GOOGLE_GEMINI_BASE_URL / the vendor's].")
-@click.option("--rpm", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="At most this many requests per minute (spaced evenly).")
-@click.option("--max-retries", type=WholeNumber(0, 50), default=6, show_default=True,
-              help="Retries per call on 429/5xx/timeouts (exponential backoff, jitter, Retry-After).")
-@click.option("--retry-base", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="First backoff in seconds; doubles each retry.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
-              show_default=True, help="Seconds per attempt.")
-@click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
-@click.option("--refresh", is_flag=True, help="Ask the model again and overwrite cached answers.")
-@click.option("--prices", type=click.Path(dir_okay=False), default=None,
-              help="JSON price table (USD per million tokens) overriding the built-in one.")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-@json_option
-def run(data, images, model, frame, tasks, prompts, limit, concurrency, temperature, max_tokens,
-        seed, judge, experiment, run_name, base_url, rpm, max_retries, retry_base, timeout,
-        no_cache, refresh, prices, no_progress, as_json) -> None:
-    """Run a model on NOVA's tasks and log one MLflow run."""
-    from nova_mlflow.benchmark import RunConfig, run_benchmark
-    from nova_mlflow.prompts import parse_prompt_flags
+MODEL_HELP = ("'baseline' (offline); an OpenAI model (gpt-4o, ...); a Gemini model "
+              "(gemini-2.0-flash, ...); openai-compatible:NAME (vLLM, SGLang, Ollama; with "
+              "--base-url); replay:FILE.jsonl (stored answers; with --frame).")
+
+
+def run_options(fn):
+    """The flags `run` and `sweep` share (everything but --model and --prompt)."""
+    options = [
+        data_option, images_option, frame_option,
+        click.option("--tasks", default=",".join(TASK_NAMES), show_default=True,
+                     help="Comma-separated tasks to run."),
+        click.option("--limit", type=WholeNumber(0), default=0, show_default=True,
+                     help="Only the first N cases (sorted by filename); 0 = all."),
+        click.option("--concurrency", type=WholeNumber(1, 512), default=8, show_default=True,
+                     help="Model calls in flight at once."),
+        click.option("--temperature", type=click.FloatRange(0, 2), default=0.0, show_default=True),
+        click.option("--max-tokens", type=WholeNumber(1, 32768), default=1024, show_default=True),
+        click.option("--seed", type=WholeNumber(), default=0, show_default=True,
+                     help="Sampling seed, where the provider supports one."),
+        judge_option, experiment_option, run_name_option,
+        click.option("--base-url", default=None,
+                     help="Provider endpoint [default: OPENAI_BASE_URL / GOOGLE_GEMINI_BASE_URL "
+                          "/ the vendor's]."),
+        click.option("--rpm", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="At most this many requests per minute (spaced evenly)."),
+        click.option("--max-retries", type=WholeNumber(0, 50), default=6, show_default=True,
+                     help="Retries per call on 429/5xx/timeouts (backoff, jitter, Retry-After)."),
+        click.option("--retry-base", type=click.FloatRange(min=0), default=1.0, show_default=True,
+                     help="First backoff in seconds; doubles each retry."),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
+                     show_default=True, help="Seconds per attempt."),
+        click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache."),
+        click.option("--refresh", is_flag=True,
+                     help="Ask the model again and overwrite cached answers."),
+        click.option("--prices", type=click.Path(dir_okay=False), default=None,
+                     help="JSON price table (USD per million tokens) overriding the built-in one."),
+        click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+        json_option,
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def _run_config(model: str, prompt_map: dict, o: dict):
+    from nova_mlflow.benchmark import RunConfig
     from nova_mlflow.providers.base import GenerationSettings
     from nova_mlflow.runner import RetryPolicy
 
-    task_tuple = _parse_tasks(tasks)
-    prompt_map = _call(parse_prompt_flags, prompts)
-    cfg = _call(lambda: RunConfig(
-        data=data, images=str(images) if images else None, model=model, frame=frame,
-        tasks=task_tuple, prompts=prompt_map, limit=limit or None, concurrency=concurrency, judge=judge,
-        experiment=experiment, run_name=run_name, progress=not no_progress,
-        settings=GenerationSettings(temperature=temperature, max_tokens=max_tokens, seed=seed),
-        base_url=base_url, rpm=rpm, use_cache=not no_cache, refresh=refresh, prices=prices,
-        retry=RetryPolicy(max_retries=max_retries, base_delay=retry_base, timeout=timeout)))
+    return _call(lambda: RunConfig(
+        data=o["data"], images=str(o["images"]) if o["images"] else None, model=model,
+        frame=o["frame"], tasks=_parse_tasks(o["tasks"]), prompts=prompt_map,
+        limit=o["limit"] or None, concurrency=o["concurrency"], judge=o["judge"],
+        experiment=o["experiment"], run_name=o["run_name"], progress=not o["no_progress"],
+        settings=GenerationSettings(temperature=o["temperature"], max_tokens=o["max_tokens"],
+                                    seed=o["seed"]),
+        base_url=o["base_url"], rpm=o["rpm"], use_cache=not o["no_cache"], refresh=o["refresh"],
+        prices=o["prices"],
+        retry=RetryPolicy(max_retries=o["max_retries"], base_delay=o["retry_base"],
+                          timeout=o["timeout"])))
+
+
+@main.command()
+@click.option("--model", default="baseline", show_default=True, help=MODEL_HELP)
+@click.option("--prompt", "prompts", multiple=True, metavar="TASK=VERSION",
+              help="Prompt version per task, e.g. --prompt diagnosis=v2 (repeat, or "
+                   "comma-separate; default v1).")
+@run_options
+def run(model, prompts, **o) -> None:
+    """Run a model on NOVA's tasks and log one MLflow run."""
+    from nova_mlflow.benchmark import run_benchmark
+    from nova_mlflow.prompts import parse_prompt_flags
+
+    cfg = _run_config(model, _call(parse_prompt_flags, prompts), o)
     summary = _call(run_benchmark, cfg)
-    if as_json:
+    if o["as_json"]:
         _emit_json(summary.metrics)
+
+
+@main.command()
+@click.option("--model", "models", multiple=True, required=True, help="Repeat for each model. "
+              + MODEL_HELP)
+@click.option("--prompt", "prompts", multiple=True, metavar="TASK=VERSION",
+              help="Repeat to sweep versions: --prompt diagnosis=v1 --prompt diagnosis=v2 "
+                   "runs both (tasks without a flag use v1).")
+@run_options
+def sweep(models, prompts, **o) -> None:
+    """One parent run and one child run per model x prompt-version combination."""
+    from nova_mlflow.sweep import parse_prompt_lists, run_sweep
+
+    grid = _call(parse_prompt_lists, prompts)
+    cfg = _run_config(models[0], {}, o)
+    summary = _call(run_sweep, cfg, list(models), grid)
+    if o["as_json"]:
+        _emit_json({"parent_run_id": summary.parent_run_id,
+                    "children": {c.run_id: c.metrics for c in summary.children}})
 
 
 @main.command()

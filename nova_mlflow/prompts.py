@@ -22,7 +22,7 @@ _VAR = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 @dataclass(frozen=True)
 class Prompt:
-    task: Task
+    task: Task | str  # a Task, or "judge" for the diagnosis judge
     name: str
     version: str
     template: str
@@ -62,15 +62,16 @@ def _split_front_matter(text: str) -> tuple[dict[str, str], str]:
 
 
 @lru_cache(maxsize=64)
-def load_prompt(task: Task, version: str = DEFAULT_VERSION, root: Path | None = None) -> Prompt:
+def load_prompt(task: Task | str, version: str = DEFAULT_VERSION, root: Path | None = None) -> Prompt:
     base = root or prompts_dir()
-    path = base / task.value / f"{version}.md"
+    name = task.value if isinstance(task, Task) else task
+    path = base / name / f"{version}.md"
     if not path.is_file():
-        available = sorted(p.stem for p in (base / task.value).glob("*.md"))
-        raise InputError(f"no prompt version {version!r} for task {task.value} "
+        available = sorted(p.stem for p in (base / name).glob("*.md"))
+        raise InputError(f"no prompt version {version!r} for {name} "
                          f"(available: {', '.join(available) or 'none'})", file=path)
     meta, body = _split_front_matter(path.read_text(encoding="utf-8"))
-    return Prompt(task=task, name=meta.get("name", f"nova-{task.value}"),
+    return Prompt(task=task, name=meta.get("name", f"nova-{name}"),
                   version=meta.get("version", version), template=body, meta=meta)
 
 

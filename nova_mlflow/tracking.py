@@ -78,12 +78,16 @@ class RunLogger:
 @contextmanager
 def start_run(experiment: str, run_name: str | None = None,
               tags: Mapping[str, Any] | None = None) -> Iterator[RunLogger]:
-    """Open a run (or attach to the one `mlflow run` made); FAILED on any exception."""
+    """Open a run (or attach to the one `mlflow run` made); FAILED on any exception.
+
+    Inside another open run (a sweep's parent) the new run is its child.
+    """
     tracking_uri()
-    attach = os.environ.get("MLFLOW_RUN_ID")
-    if not attach:
+    parent = mlflow.active_run()
+    attach = os.environ.get("MLFLOW_RUN_ID") if parent is None else None
+    if not attach and parent is None:
         mlflow.set_experiment(experiment)
-    run = mlflow.start_run(run_name=None if attach else run_name)
+    run = mlflow.start_run(run_name=None if attach else run_name, nested=parent is not None)
     logger = RunLogger(run)
     try:
         logger.tags(tags or {})
@@ -105,3 +109,32 @@ def run_ui_url(run: RunLogger) -> str:
 def get_run(run_id: str) -> Any:
     tracking_uri()
     return MlflowClient().get_run(run_id)
+
+
+# --- prompt registry ----------------------------------------------------------------------
+
+def ensure_registered(name: str, template: str, sha256: str, version_label: str,
+                      description: str = "") -> str:
+    """URI of a registry version holding exactly this text; registers one only if none does.
+
+    Call it outside a run: loading versions inside a run would link every one of them.
+    """
+    tracking_uri()
+    latest = mlflow.genai.load_prompt(f"prompts:/{name}@latest", allow_missing=True)
+    if latest is not None:
+        for v in range(int(latest.version), 0, -1):
+            pv = latest if v == int(latest.version) else mlflow.genai.load_prompt(
+                f"prompts:/{name}/{v}", allow_missing=True)
+            if pv is not None and (pv.tags or {}).get("nova.sha256") == sha256:
+                return f"prompts:/{name}/{pv.version}"
+    pv = mlflow.genai.register_prompt(
+        name=name, template=template,
+        commit_message=f"{version_label}: {description}"[:500],
+        tags={"nova.version": version_label, "nova.sha256": sha256})
+    return f"prompts:/{name}/{pv.version}"
+
+
+def link_prompts(uris: list[str]) -> None:
+    """Loading a prompt inside the active run links it to the run (shown in the UI)."""
+    for uri in uris:
+        mlflow.genai.load_prompt(uri)

@@ -25,6 +25,7 @@ class ScoreContext:
 
     frame: Frame = Frame.pixel_xyxy
     judge: str = "none"
+    model: str = ""  # who wrote the answers; labels our row in the paper-style tables
 
 
 @dataclass
@@ -32,6 +33,7 @@ class TaskScore:
     task: Task
     metrics: dict[str, float]
     table: pd.DataFrame
+    context: ScoreContext = field(default_factory=ScoreContext)  # how it was scored (reports)
 
 
 @dataclass

@@ -66,6 +66,18 @@ def guess_task(prompt: str) -> str:
     return "captioning"
 
 
+def fake_judge(prompt: str) -> str:
+    """A scripted judge: 'yes' when one side's words contain the other's (not a real judge)."""
+    truth = re.search(r"Ground-truth diagnosis:\s*(.+)", prompt)
+    pred = re.search(r"Predicted diagnosis:\s*(.+)", prompt)
+    if not (truth and pred):
+        return "I cannot judge this."
+    words = [set(re.findall(r"[a-z0-9]+", m.group(1).lower())) for m in (truth, pred)]
+    same = bool(words[0]) and bool(words[1]) and (words[0] <= words[1] or words[1] <= words[0])
+    return json.dumps({"verdict": "yes" if same else "no",
+                       "reason": "word sets nest" if same else "different words"})
+
+
 def default_script(route: str, model: str, prompt: str, image: bytes | None) -> str:
     """Plausible answers in each model family's own box frame."""
     task = guess_task(prompt)
@@ -73,7 +85,7 @@ def default_script(route: str, model: str, prompt: str, image: bytes | None) -> 
         return ("1. Glioblastoma\n2. Brain metastases\n3. Primary CNS lymphoma\n"
                 "4. Cerebral abscess\n5. Multiple sclerosis")
     if task == "judge":
-        return json.dumps({"verdict": "no", "reason": "scripted fake judge"})
+        return fake_judge(prompt)
     if task == "captioning":
         return "Axial FLAIR image shows a hyperintense lesion in the right hemisphere."
     if image is None:

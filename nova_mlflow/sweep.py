@@ -1,0 +1,101 @@
+"""A sweep: one parent MLflow run, one child run per model x prompt-version combination.
+
+Every combination is checked (frames, keys, prompt files) and the dataset is loaded once,
+before the parent run opens. A child that fails is marked FAILED and the sweep goes on; the
+sweep's exit code is the worst child's. The parent holds a table of the children's headline
+metrics so the comparison is one click away.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from nova_mlflow import tracking
+from nova_mlflow.benchmark import RunConfig, RunSummary, check_config, default_experiment, run_benchmark
+from nova_mlflow.data import load_dataset
+from nova_mlflow.errors import InputError, NovaError
+from nova_mlflow.paths import cache_dir
+from nova_mlflow.report import write_table
+from nova_mlflow.schemas import Task
+
+log = logging.getLogger("nova_mlflow")
+
+HEADLINE = ["localization/mAP30", "localization/mAP50", "localization/coco_mAP50",
+            "captioning/clinical_f1", "captioning/modality_f1", "captioning/bleu",
+            "captioning/meteor", "diagnosis/top1", "diagnosis/top5"]
+
+
+def prompt_grid(flags: dict[Task, list[str]], tasks: tuple[Task, ...]) -> list[dict[Task, str]]:
+    """Cartesian product of the versions given per task (v1 where a task got none)."""
+    axes = [[(t, v) for v in (flags.get(t) or ["v1"])] for t in tasks]
+    return [dict(combo) for combo in itertools.product(*axes)]
+
+
+def parse_prompt_lists(flags: list[str] | tuple[str, ...]) -> dict[Task, list[str]]:
+    """Repeated `--prompt TASK=VERSION` flags; the same task may appear several times."""
+    out: dict[Task, list[str]] = {}
+    for flag in (p.strip() for f in flags for p in f.split(",") if p.strip()):
+        task, sep, version = flag.partition("=")
+        try:
+            t = Task(task.strip())
+        except ValueError:
+            raise InputError(f"--prompt {flag!r}: unknown task {task!r}") from None
+        if not sep or not version.strip():
+            raise InputError(f"--prompt {flag!r}: expected TASK=VERSION, e.g. diagnosis=v2")
+        out.setdefault(t, [])
+        if version.strip() not in out[t]:
+            out[t].append(version.strip())
+    return out
+
+
+@dataclass
+class SweepSummary:
+    parent_run_id: str
+    children: list[RunSummary] = field(default_factory=list)
+    failures: list[tuple[str, NovaError]] = field(default_factory=list)
+
+
+def run_sweep(base: RunConfig, models: list[str], prompt_flags: dict[Task, list[str]]) -> SweepSummary:
+    if not models:
+        raise InputError("a sweep needs at least one --model")
+    configs = [base.model_copy(update={"model": m, "prompts": p, "run_name": None})
+               for m in dict.fromkeys(models) for p in prompt_grid(prompt_flags, base.tasks)]
+    for cfg in configs:
+        check_config(cfg)
+    dataset = load_dataset(base.data, images_dir=base.images)
+    name = base.run_name or f"sweep {len(configs)} runs: {', '.join(dict.fromkeys(models))}"
+    rows = []
+    with tracking.start_run(base.experiment or default_experiment(dataset), name,
+                            {"nova.sweep": "parent", "nova.dataset_digest": dataset.digest}) as parent:
+        parent.params({"models": ",".join(dict.fromkeys(models)), "n_children": len(configs),
+                       "data": base.data, "dataset_digest": dataset.digest,
+                       **{f"prompt_grid.{t.value}": ",".join(v) for t, v in prompt_flags.items()}})
+        summary = SweepSummary(parent.run_id)
+        for i, cfg in enumerate(configs, start=1):
+            label = f"{cfg.model} " + "+".join(f"{t.value[:3]}-{v}" for t, v in
+                                               sorted(cfg.prompts.items(), key=lambda kv: kv[0].value))
+            log.info("sweep %d/%d: %s", i, len(configs), label)
+            try:
+                child = run_benchmark(cfg, dataset)
+            except NovaError as exc:
+                log.error("sweep child %s failed: %s", label, exc)
+                summary.failures.append((label, exc))
+                rows.append({"run": label, "status": "FAILED", "error": str(exc)[:200]})
+                continue
+            summary.children.append(child)
+            rows.append({"run": label, "status": "FINISHED", "run_id": child.run_id,
+                         **{k: round(child.metrics[k], 4) for k in HEADLINE if k in child.metrics}})
+        out = cache_dir() / "runs" / parent.run_id
+        for f in write_table(pd.DataFrame(rows), "sweep_summary", out, f"Sweep: {name}"):
+            parent.artifact(f, "results")
+        parent.metrics({"sweep/children": float(len(configs)),
+                        "sweep/failed": float(len(summary.failures))})
+    if summary.failures:
+        worst = max(summary.failures, key=lambda f: f[1].exit_code)[1]
+        raise type(worst)(f"{len(summary.failures)} of {len(configs)} sweep runs failed; first: "
+                          f"{summary.failures[0][0]}: {summary.failures[0][1]}")
+    return summary
