@@ -179,7 +179,16 @@ def check_config(cfg: RunConfig) -> tuple[Frame, dict[Task, Prompt]]:
     _check_judge(cfg.judge)
     _check_key(cfg.model)
     load_prices(cfg.prices)
+    _check_resources(cfg.tasks)
     return frame, {t: load_prompt(t, cfg.prompts.get(t, DEFAULT_VERSION)) for t in cfg.tasks}
+
+
+def _check_resources(tasks: tuple[Task, ...]) -> None:
+    """METEOR needs WordNet: find (or build) it now, not after the model calls were paid for."""
+    if Task.captioning in tasks:
+        from nova_mlflow.nlp_resources import wordnet
+
+        wordnet()
 
 
 def run_benchmark(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
@@ -268,6 +277,7 @@ def evaluate_outputs(cfg: EvaluateConfig) -> RunSummary:
         frame = _frame(model, cfg.frame)
     _check_judge(cfg.judge)
     tasks = tuple(t for t in ALL_TASKS if any(k[1] is t for k in answers))
+    _check_resources(tasks)
     run_name = cfg.run_name or f"evaluate {model} {cfg.outputs.name}"
     with tracking.start_run(cfg.experiment or default_experiment(dataset), run_name,
                             {**_tags(dataset, tasks), "nova.mode": "evaluate"}) as run:

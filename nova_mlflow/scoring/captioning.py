@@ -1,27 +1,171 @@
-"""Task 2 (image description): the predicted caption beside the expert one."""
+"""Task 2 (image description): the predicted caption beside the expert one.
+
+Metric definitions live with the pure functions: keywords, BLEU and METEOR in
+metrics/captioning.py, the normal/abnormal status in metrics/status.py, language statistics
+in metrics/language.py. Here: which cases count, the per-case table, Table 2, the results by
+plane and by sequence, and Figure 5.
+
+Which cases count:
+- Text metrics (keyword P/R/F1, BLEU, METEOR, binary status) are computed over the cases that
+  have a ground-truth caption; the others (6 in NOVA) are left out and counted in
+  `no_reference`.
+- A case without a usable answer (missing, api_error, refused, parse_failure, i.e. an empty
+  answer) scores as an empty caption: no keywords, 0 METEOR, no status (a wrong status).
+- Language statistics: `gt_*` over the ground-truth captions of the scored cases, the
+  model's over its non-empty answers.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from nova_mlflow import paper
+from nova_mlflow.metrics import captioning as cap
+from nova_mlflow.metrics.language import language_stats, words
+from nova_mlflow.metrics.status import binary_scores, read_status
 from nova_mlflow.schemas import Answer, Case, Task
-from nova_mlflow.scoring.common import AnswerKey, ScoreContext, TaskScore, counts, error_of, parse_all
+from nova_mlflow.scoring.common import (
+    AnswerKey,
+    ScoreContext,
+    TaskScore,
+    counts,
+    error_of,
+    parse_all,
+)
+
+TABLE2_STEM = "table2_captioning"
+NOT_STATED = "(not stated)"
+
+
+def _kw(keywords: frozenset[str]) -> str:
+    return "; ".join(sorted(keywords))
+
+
+def text_metrics(gts: Sequence[str], preds: Sequence[str], meteors: Sequence[float]) -> dict[str, float]:
+    """Keyword, BLEU, METEOR and status scores over aligned (reference, answer) pairs.
+
+    `meteors` are the per-case METEOR values (computed once with WordNet, reused for groups).
+    """
+    kg = [cap.keywords(t) for t in gts]
+    kp = [cap.keywords(t) for t in preds]
+    out: dict[str, float] = {}
+    for kind in ("clinical", "modality"):
+        ms = [cap.match(getattr(p, kind), getattr(g, kind)) for p, g in zip(kp, kg)]
+        out.update({f"{kind}_{k}": v for k, v in cap.corpus_prf(ms).items()})
+        out[f"{kind}_f1_case_mean"] = cap.case_mean_f1(ms)
+    out["bleu"] = cap.corpus_bleu4([words(t) for t in gts], [words(t) for t in preds])
+    out["meteor"] = cap.mean(meteors)
+    truth = [read_status(t) or "abnormal" for t in gts]  # gts are non-empty: never None
+    b = binary_scores(truth, [read_status(t) for t in preds])
+    out["binary_accuracy"], out["binary_f1"] = b["accuracy"], b["f1"]
+    return out
 
 
 def score(cases: list[Case], answers: Mapping[AnswerKey, Answer], ctx: ScoreContext) -> TaskScore:
+    from nova_mlflow.nlp_resources import wordnet
+
     parsed = parse_all(cases, answers, Task.captioning, ctx.frame)
+    preds = [p.prediction.text if p is not None and p.ok else "" for _, p, _ in parsed]  # type: ignore[union-attr]
+    has_ref = [bool(words(c.caption)) for c in cases]
+    ref_idx = [i for i, h in enumerate(has_ref) if h]
+    gts = [cases[i].caption or "" for i in ref_idx]
+    ref_preds = [preds[i] for i in ref_idx]
+    meteors = cap.meteor_scores([words(t) for t in gts], [words(t) for t in ref_preds], wordnet())
+    meteor_of = dict(zip(ref_idx, meteors))
+
     rows = []
-    for c, (a, p, status) in zip(cases, parsed):
-        rows.append({"filename": c.filename, "case_id": c.case_id, "plane": c.derived.plane or "",
-                     "status": status, "caption_gt": c.caption or "",
-                     "caption_pred": p.prediction.text if p is not None and p.ok else "",  # type: ignore[union-attr]
-                     "error": error_of(a, p)})
-    return TaskScore(Task.captioning, counts([s for _, _, s in parsed]), pd.DataFrame(rows))
+    for i, (c, (a, p, status)) in enumerate(zip(cases, parsed)):
+        row = {"filename": c.filename, "case_id": c.case_id, "plane": c.derived.plane or "",
+               "sequence": c.derived.sequence or "", "status": status,
+               "model": (a.model or "") if a else "", "caption_gt": c.caption or "",
+               "caption_pred": preds[i], "n_words": len(words(preds[i]))}
+        if has_ref[i]:
+            kg, kp = cap.keywords(c.caption), cap.keywords(preds[i])
+            for kind in ("clinical", "modality"):
+                m = cap.match(getattr(kp, kind), getattr(kg, kind))
+                row |= {f"{kind}_hits": _kw(m.hits), f"{kind}_missed": _kw(m.missed),
+                        f"{kind}_extra": _kw(m.extra), f"{kind}_f1": m.f1}
+            gt_binary, pred_binary = read_status(c.caption), read_status(preds[i])
+            row |= {"meteor": round(meteor_of[i], 4), "gt_binary": gt_binary,
+                    "pred_binary": pred_binary or "", "binary_correct": gt_binary == pred_binary}
+        row["error"] = error_of(a, p)
+        rows.append(row)
+    table = _nulls_as_none(pd.DataFrame(rows))
+
+    metrics = text_metrics(gts, ref_preds, meteors)
+    metrics |= language_stats(preds).as_metrics()
+    metrics |= language_stats(c.caption for c in cases).as_metrics("gt_")
+    metrics["no_reference"] = float(len(cases) - len(ref_idx))
+    metrics |= counts([s for _, _, s in parsed])
+    return TaskScore(Task.captioning, metrics, table, context=ctx)
+
+
+def _nulls_as_none(df: pd.DataFrame) -> pd.DataFrame:
+    """Cells with no value (no reference) as None, so the logged JSON table holds null, not NaN."""
+    for col in df.columns:
+        if df[col].isna().any():
+            df[col] = df[col].astype(object).where(df[col].notna(), None)
+    return df
+
+
+def by_group(table: pd.DataFrame) -> pd.DataFrame:
+    """Text metrics per plane and per sequence (as derived from the expert caption)."""
+    scored = table[table["caption_gt"].map(lambda t: bool(words(t)))]
+    out = []
+    for grouping in ("plane", "sequence"):
+        labels = scored[grouping].replace("", NOT_STATED).fillna(NOT_STATED)
+        for group, rows in scored.groupby(labels, sort=True):
+            m = text_metrics(list(rows["caption_gt"]), list(rows["caption_pred"].fillna("")),
+                             [float(v) for v in rows["meteor"]])
+            out.append({"grouping": grouping, "group": group, "n_cases": len(rows),
+                        "answered": int((rows["status"] == "answered").sum()),
+                        **{k: round(m[k], 4) for k in ("clinical_f1", "modality_f1", "bleu",
+                                                       "meteor", "binary_accuracy", "binary_f1")}})
+    return pd.DataFrame(out)
+
+
+def model_name(ts: TaskScore) -> str:
+    """The model named by the scoring context, else the one the answers name, else "this run"."""
+    if ts.context.model:
+        return ts.context.model
+    names = Counter(n for n in ts.table.get("model", pd.Series(dtype=str)) if n)
+    return names.most_common(1)[0][0] if names else "this run"
+
+
+def table2(metrics: Mapping[str, float], model: str) -> pd.DataFrame:
+    """Our row (percent, 2 decimals) first, then the paper's rows as it prints them."""
+    from nova_mlflow.report import paper_table
+
+    ours = {name: f"{100 * metrics[key]:.2f}" for key, (name, _) in paper.COLUMNS2.items()}
+    rows = [{"model": r["model"], **{name: paper.printed(r[key], dec)
+                                     for key, (name, dec) in paper.COLUMNS2.items()}}
+            for r in paper.TABLE2]
+    return paper_table(ours, rows, model)
 
 
 def artifacts(ts: TaskScore, cases: list[Case], out_dir: Path) -> list[Path]:
-    """Table 2 and Figure 5 arrive with the captioning issue; nothing extra yet."""
-    return []
+    """Table 2 (CSV/MD/HTML), results by plane and sequence (CSV + chart), Figure 5."""
+    from nova_mlflow.plots.captioning import by_group_chart, figure5
+    from nova_mlflow.report import write_table
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = model_name(ts)
+    files = write_table(table2(ts.metrics, model), TABLE2_STEM, out_dir,
+                        "Table 2: image description (percent)")
+    groups = by_group(ts.table)
+    groups_csv = out_dir / "captioning_by_plane_sequence.csv"
+    groups.to_csv(groups_csv, index=False)
+    files.append(groups_csv)
+    answered = ts.table.loc[ts.table["status"] == "answered", "caption_pred"]
+    stats = {"ground truth": language_stats(c.caption for c in cases),
+             model: language_stats(answered)}
+    files.append(figure5(stats, out_dir / "figure5_language.png"))
+    if not groups.empty:
+        files.append(by_group_chart(groups, out_dir / "captioning_by_plane_sequence.png", model,
+                                    last_label=NOT_STATED))
+    return files

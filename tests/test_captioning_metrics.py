@@ -1,0 +1,215 @@
+"""Task 2 metrics: keywords, BLEU/METEOR parity with nltk, negation-aware status, language
+statistics, and the offline WordNet. WordNet is required (no skip): .ci/run installs it."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from nltk.translate.bleu_score import corpus_bleu
+from nltk.translate.meteor_score import meteor_score
+
+from nova_mlflow.metrics import captioning as cap
+from nova_mlflow.metrics.language import language_stats, words
+from nova_mlflow.metrics.status import binary_scores, read_status
+
+
+@pytest.fixture(scope="session")
+def wn(session_cache):
+    """The package's WordNet reader, built once per session into the session cache."""
+    from nova_mlflow import nlp_resources
+
+    old = os.environ.get("NOVA_MLFLOW_CACHE")
+    os.environ["NOVA_MLFLOW_CACHE"] = str(session_cache)
+    try:
+        return nlp_resources.wordnet()
+    finally:
+        if old is None:
+            os.environ.pop("NOVA_MLFLOW_CACHE", None)
+        else:
+            os.environ["NOVA_MLFLOW_CACHE"] = old
+
+
+class NoSynonyms:
+    """A WordNet with no synsets: METEOR with exact and stem matching only."""
+
+    def synsets(self, *args, **kwargs):
+        return []
+
+
+# --- keywords -----------------------------------------------------------------------------
+
+def test_keywords_split_modality_multiword_and_stop_words():
+    k = cap.keywords("Axial T2-weighted FLAIR image (A) shows MASS EFFECT and a hyperintense "
+                     "lesion in the white matter; 19 x 25 mm.")
+    assert k.modality == {"axial", "t2", "weighted", "flair"}
+    assert k.clinical == {"mass effect", "hyperintense", "lesion", "white matter"}
+    assert "mass" not in k.clinical and "matter" not in k.clinical  # inside multi-word terms
+
+
+def test_keywords_longest_term_and_anatomical_sagittal():
+    k = cap.keywords("Thrombosis of the superior sagittal sinus on sagittal T1WI")
+    assert k.clinical == {"thrombosis", "superior sagittal sinus", "t1wi"}
+    assert k.modality == {"sagittal"}  # the plane, not the sinus
+    assert cap.keywords("grey matter and gray-matter").clinical == {"grey matter", "gray matter"}
+    assert cap.keywords(None) == cap.Keywords(frozenset(), frozenset())
+
+
+def test_corpus_micro_and_case_mean_differ_and_are_hand_checked():
+    a = cap.match(frozenset({"lesion", "edema"}), frozenset({"lesion", "pons", "mass effect"}))
+    b = cap.match(frozenset({"cyst", "ring", "wall", "septa"}), frozenset({"cyst"}))
+    assert a.hits == {"lesion"} and a.missed == {"pons", "mass effect"} and a.extra == {"edema"}
+    prf = cap.corpus_prf([a, b])
+    assert prf["precision"] == pytest.approx(2 / 6) and prf["recall"] == pytest.approx(2 / 4)
+    assert prf["f1"] == pytest.approx(2 * (1 / 3) * 0.5 / (1 / 3 + 0.5))  # 0.4
+    # per case: a = 2*1/(2+3) = 0.4, b = 2*1/(4+1) = 0.4 -> equal by chance; add a third case
+    c = cap.match(frozenset({"cyst"}), frozenset({"cyst"}))
+    assert cap.case_mean_f1([a, b, c]) == pytest.approx((0.4 + 0.4 + 1.0) / 3)
+    assert cap.corpus_prf([a, b, c])["f1"] == pytest.approx(2 * 3 / (7 + 5))
+
+
+def test_case_mean_leaves_out_cases_with_nothing_to_score():
+    empty = cap.match(frozenset(), frozenset())
+    only_pred = cap.match(frozenset({"axial"}), frozenset())
+    assert empty.f1 is None and only_pred.f1 == 0.0
+    assert cap.case_mean_f1([empty, cap.match(frozenset({"t1"}), frozenset({"t1"}))]) == 1.0
+    assert cap.case_mean_f1([empty]) == 0.0
+    assert cap.corpus_prf([]) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+
+
+# --- BLEU and METEOR ----------------------------------------------------------------------
+
+REFS = ["Axial FLAIR image shows a hyperintense lesion in the right frontal lobe.",
+        "Sagittal T1 weighted image shows a cystic mass in the posterior fossa with mass effect.",
+        "Coronal T2 image shows bilateral hippocampal hyperintensity."]
+HYPS = ["Axial FLAIR image shows a large hyperintense lesion in the left frontal lobe.",
+        "Sagittal T1 image shows a mass in the posterior fossa.",
+        "There is bilateral hippocampal swelling on coronal T2."]
+
+
+def test_bleu_equals_nltk_corpus_bleu_on_the_same_tokens():
+    r, h = [words(t) for t in REFS], [words(t) for t in HYPS]
+    ours = cap.corpus_bleu4(r, h)
+    assert 0.05 < ours < 0.9
+    assert ours == pytest.approx(corpus_bleu([[x] for x in r], h))
+    assert cap.corpus_bleu4(r, r) == pytest.approx(1.0)
+    assert cap.corpus_bleu4(r, [[], [], []]) == 0.0
+    with pytest.raises(ValueError):
+        cap.corpus_bleu4(r, h[:2])
+
+
+def test_meteor_equals_nltk_meteor_score_with_the_same_wordnet(wn):
+    r, h = [words(t) for t in REFS], [words(t) for t in HYPS]
+    ours = cap.meteor_scores(r, h, wn)
+    assert ours == pytest.approx([meteor_score([x], y, wordnet=wn) for x, y in zip(r, h)])
+    assert all(0 < v < 1 for v in ours)
+    perfect = cap.meteor_scores(r, r, wn)
+    assert all(v > 0.95 for v in perfect)
+    assert cap.meteor_scores(r, [[], [], []], wn) == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="WordNet"):
+        cap.meteor_scores(r, h, None)
+
+
+def test_synonyms_score_higher_with_wordnet_than_without(wn):
+    ref, hyp = words("marked oedema around the lesion"), words("marked edema around the lesion")
+    with_wn = cap.meteor_scores([ref], [hyp], wn)[0]
+    without = cap.meteor_scores([ref], [hyp], NoSynonyms())[0]
+    assert with_wn > without + 0.1
+    assert wn.get_version() == "3.0"
+
+
+# --- binary status ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("No abnormality.", "normal"),
+    ("Unremarkable brain MRI.", "normal"),
+    ("Normal study.", "normal"),
+    ("No focal lesion is seen.", "normal"),
+    ("No significant intracranial abnormality is detected.", "normal"),
+    ("No evidence of pathology.", "normal"),
+    ("Haemorrhage is not seen. The brain appears normal.", "normal"),
+    ("There is no hydrocephalus. No acute abnormality.", "normal"),
+    ("Hyperintense lesion in the right frontal lobe. No other abnormality is seen.", "abnormal"),
+    ("Small cyst in the pineal gland; otherwise unremarkable.", "abnormal"),
+    ("The rest of the brain is unremarkable.", "abnormal"),
+    ("No new lesions compared with the prior study.", "abnormal"),
+    ("No enhancement of the lesion.", "abnormal"),  # the lesion exists
+    ("Lesion in the pons. Unremarkable ventricles.", "abnormal"),
+    ("The ventricles are normal.", "abnormal"),  # one structure, not the study
+    ("No mass effect.", "abnormal"),  # says nothing about abnormality overall
+    ("Axial FLAIR image.", "abnormal"),  # default: abnormal unless told otherwise
+])
+def test_read_status_is_negation_aware(text, expected):
+    assert read_status(text) == expected
+
+
+def test_read_status_empty_and_binary_scores():
+    assert read_status("") is None and read_status(None) is None
+    truth = ["abnormal", "abnormal", "normal", "abnormal"]
+    pred = ["abnormal", "normal", "abnormal", None]
+    s = binary_scores(truth, pred)
+    assert s["accuracy"] == 0.25
+    assert s["f1"] == pytest.approx(2 * 1 / (2 * 1 + 1 + 2))  # tp 1, fp 1, fn 2
+    assert binary_scores([], []) == {"accuracy": 0.0, "f1": 0.0}
+
+
+# --- language statistics ------------------------------------------------------------------
+
+def test_words_and_language_stats():
+    assert words("T2-weighted FLAIR (A), T1+Gd: 19 x 25 mm") == [
+        "t2", "weighted", "flair", "a", "t1", "gd", "19", "x", "25", "mm"]
+    s = language_stats(["Axial FLAIR.", "axial  flair", "A lesion.", "", None])
+    assert (s.n_captions, s.unique_captions, s.vocab_size) == (3, 2, 4)
+    assert s.mean_words == pytest.approx(2.0) and s.word_counts == (2, 2, 2)
+    assert language_stats([]).as_metrics("gt_") == {
+        "gt_vocab_size": 0.0, "gt_unique_captions": 0.0, "gt_mean_words": 0.0}
+
+
+def test_ground_truth_language_stats_on_the_real_metadata(real_metadata):
+    """Our figures for NOVA's 900 expert captions (the paper's own figures could not be
+    checked here: they are not in the project's notes). A change means the tokeniser moved."""
+    from nova_mlflow.data import load_dataset
+
+    cases = load_dataset(real_metadata, check_images=False).cases
+    s = language_stats(c.caption for c in cases)
+    assert s.n_captions == 900
+    assert (s.vocab_size, s.unique_captions) == (1527, 724)
+    assert s.mean_words == pytest.approx(23.33, abs=0.01)
+    assert sum(read_status(c.caption) == "normal" for c in cases) == 0
+
+
+# --- WordNet without a download -----------------------------------------------------------
+
+def test_lexnames_is_wordnets_fixed_table():
+    from nova_mlflow.nlp_resources import lexnames_text
+
+    lines = lexnames_text().splitlines()
+    assert len(lines) == 45
+    assert lines[0] == "00\tadj.all\t3" and lines[3] == "03\tnoun.Tops\t1"
+    assert lines[29] == "29\tverb.body\t2" and lines[44] == "44\tadj.ppl\t3"
+
+
+def test_wordnet_copy_is_real_files_and_reader_is_cached(wn, session_cache, monkeypatch):
+    from nova_mlflow import nlp_resources
+
+    monkeypatch.setenv("NOVA_MLFLOW_CACHE", str(session_cache))
+    assert nlp_resources.wordnet() is wn
+    d = session_cache / "nltk_data" / "corpora" / "wordnet"
+    if d.is_dir():  # built from the Debian files (not taken from nltk's own data path)
+        files = list(d.iterdir())
+        assert {"data.noun", "index.noun", "lexnames"} <= {f.name for f in files}
+        assert not any(f.is_symlink() for f in files)
+
+
+def test_missing_wordnet_fails_loudly_naming_the_fix(tmp_path, monkeypatch):
+    from nova_mlflow import nlp_resources
+
+    monkeypatch.setattr(nlp_resources, "_from_nltk_path", lambda: None)
+    monkeypatch.setattr(nlp_resources, "DEBIAN_WORDNET", tmp_path / "absent")
+    monkeypatch.setenv("NOVA_MLFLOW_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(nlp_resources.WordNetMissing, match="apt-get install wordnet-base") as e:
+        nlp_resources.load_wordnet()
+    assert "nltk.download('wordnet')" in str(e.value)
+    with pytest.raises(nlp_resources.WordNetMissing, match="lacks data.noun"):
+        nlp_resources.build_from_debian(tmp_path / "root", source=tmp_path)
+    assert not (tmp_path / "root" / "corpora" / "wordnet").exists()
