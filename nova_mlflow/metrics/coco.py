@@ -71,6 +71,8 @@ def coco_map(images: Sequence[tuple[Sequence[Box], Sequence[Box]]],
         ev = COCOeval(coco_gt, coco_dt, "bbox")
         ev.params.imgIds = [im["id"] for im in gt["images"]]
         ev.params.iouThrs = THRESHOLDS
+        ev.params.areaRng = [[0, 1e10]]  # only "all" is read: skip small/medium/large (4x faster)
+        ev.params.areaRngLbl = ["all"]
         ev.evaluate()
         ev.accumulate()
     p = ev.eval["precision"][:, :, 0, 0, -1]  # [T, R] for category 1, area "all", 100 dets

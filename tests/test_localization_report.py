@@ -1,0 +1,209 @@
+"""Table 1, the splits table and Figure 4 as files: what a reader of a run gets to see."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from nova_mlflow import paper
+from nova_mlflow.cli import main
+from nova_mlflow.report import SOURCE_OURS, SOURCE_PAPER
+from nova_mlflow.schemas import Answer, Box, Task
+from nova_mlflow.scoring import ScoreContext, score
+from nova_mlflow.scoring import localization as sl
+
+PNG = b"\x89PNG\r\n\x1a\n"
+PAPER_MODELS = ["Gemini 2.0 Flash", "Qwen2-VL-72B", "Qwen2.5-VL-72B"]
+
+
+@pytest.fixture(scope="module")
+def demo_cases(demo_dir):
+    from nova_mlflow.data import load_dataset
+
+    return load_dataset(demo_dir).cases
+
+
+def _answers(cases, boxes_for):
+    return {(c.filename, Task.localization):
+            Answer(filename=c.filename, task=Task.localization, text=json.dumps(boxes_for(c)))
+            for c in cases}
+
+
+def _jittered(seed: int = 7):
+    rng = np.random.default_rng(seed)
+
+    def boxes_for(c):
+        out = []
+        for b in c.gold_boxes:
+            if rng.random() < 0.7:
+                j = rng.normal(0, 0.2, 4) * np.array([b.width, b.height, b.width, b.height])
+                out.append([b.x1 + j[0], b.y1 + j[1], b.x2 + j[2], b.y2 + j[3]])
+        if rng.random() < 0.3:
+            out.append([10, 10, 60, 60])
+        return out
+    return boxes_for
+
+
+def _score(cases, boxes_for, model="gpt-4o"):
+    return score(cases, _answers(cases, boxes_for), [Task.localization],
+                 ScoreContext(model=model)).tasks[Task.localization]
+
+
+def _files(ts, cases, out: Path) -> dict[str, Path]:
+    files = sl.artifacts(ts, cases, out)
+    assert all(f.exists() for f in files)
+    return {f.relative_to(out).as_posix(): f for f in files}
+
+
+def test_table1_three_formats_with_the_papers_rows(tmp_path, demo_cases):
+    ts = _score(demo_cases, _jittered())
+    files = _files(ts, demo_cases, tmp_path)
+    for ext in ("csv", "md", "html"):
+        assert f"{sl.TABLE1_STEM}.{ext}" in files
+    df = pd.read_csv(files["table1_localization.csv"], dtype=str, keep_default_na=False)
+    assert list(df["model"]) == ["gpt-4o", *PAPER_MODELS]
+    assert list(df["source"]) == [SOURCE_OURS] + [SOURCE_PAPER] * 3
+    assert list(df.columns[2:8]) == ["mAP30", "mAP50", "mAP50-95", "ACC50", "TP30", "FP30"]
+
+    m = ts.metrics
+    ours = df.iloc[0]
+    for col, key in [("mAP30", "mAP30"), ("mAP50", "mAP50"), ("mAP50-95", "mAP50_95"),
+                     ("ACC50", "ACC50"), ("COCO mAP30", "coco_mAP30"), ("COCO mAP50", "coco_mAP50"),
+                     ("COCO mAP50-95", "coco_mAP50_95")]:
+        assert ours[col] == f"{100 * m[key]:.2f}", col
+    assert ours["TP30"] == f"{int(m['TP30'])}/{int(m['GT'])}" and ours["FP30"] == str(int(m["FP30"]))
+    assert 0 < m["mAP30"] < 1 and m["FP30"] > 0  # a non-trivial run, so the check means something
+
+    qwen25 = df.iloc[3]  # the paper's figures, as printed (25.50 keeps its trailing zero)
+    assert (qwen25["mAP30"], qwen25["mAP50-95"], qwen25["TP30"], qwen25["FP30"]) == \
+        ("37.66", "11.23", "406/1068", "672")
+    assert df.iloc[2]["ACC50"] == "25.50"
+    assert (df.iloc[1:][["COCO mAP30", "COCO mAP50", "COCO mAP50-95"]] == "").all().all()
+
+    md = files["table1_localization.md"].read_text()
+    assert md.count(SOURCE_PAPER) == 3 and f"| gpt-4o | {SOURCE_OURS} | {ours['mAP30']} |" in md
+    html = files["table1_localization.html"].read_text()
+    assert html.count('class="paper"') == 3 and "Qwen2.5-VL-72B" in html
+
+
+def test_perfect_answers_give_100_and_empty_answers_0(tmp_path, demo_cases):
+    ts = _score(demo_cases, lambda c: [b.as_list() for b in c.gold_boxes], model="perfect")
+    df = pd.read_csv(_files(ts, demo_cases, tmp_path / "p")["table1_localization.csv"], dtype=str,
+                     keep_default_na=False)
+    gt = sum(len(c.gold_boxes) for c in demo_cases)
+    row = df.iloc[0]
+    assert row["model"] == "perfect"
+    for col in ["mAP30", "mAP50", "mAP50-95", "ACC50", "COCO mAP30", "COCO mAP50", "COCO mAP50-95"]:
+        assert row[col] == "100.00", col
+    assert row["TP30"] == f"{gt}/{gt}" and row["FP30"] == "0"
+
+    ts = _score(demo_cases, lambda c: [], model="silent")
+    files = _files(ts, demo_cases, tmp_path / "e")
+    row = pd.read_csv(files["table1_localization.csv"], dtype=str, keep_default_na=False).iloc[0]
+    assert (row["mAP30"], row["COCO mAP30"], row["TP30"], row["FP30"]) == ("0.00", "0.00", f"0/{gt}", "0")
+    assert files[sl.FIGURES["iou_hist"]].stat().st_size > 5_000  # drawn even with no box at all
+
+
+def test_figures_are_real_pngs(tmp_path, demo_cases):
+    from PIL import Image
+
+    files = _files(_score(demo_cases, _jittered()), demo_cases, tmp_path)
+    for rel in sl.FIGURES.values():
+        assert rel.startswith("figures/") and rel in files
+        f = files[rel]
+        assert f.read_bytes()[:8] == PNG and f.stat().st_size > 20_000, rel
+        with Image.open(f) as im:
+            im.verify()
+        with Image.open(f) as im:
+            assert im.width >= 600 and im.height >= 300
+            # not a blank canvas: a drawn figure has many distinct colours
+            assert len(im.convert("RGB").getcolors(maxcolors=1 << 16) or range(1 << 16)) > 50
+
+
+def test_splits_partition_the_cases(tmp_path, demo_cases):
+    ts = _score(demo_cases, _jittered(3))
+    files = _files(ts, demo_cases, tmp_path)
+    df = pd.read_csv(files[sl.SPLITS_FILE], dtype={"group": str})
+    n, m = len(demo_cases), ts.metrics
+    assert set(df["split"]) == {"all", "plane", "n_gold_group", "size_class"}
+    for split, sub in df.groupby("split"):
+        assert sub["n_cases"].sum() == n, split
+        assert sub["n_gold"].sum() == m["GT"], split
+        assert sub["detected30"].sum() == m["TP30"], split  # same emitted-order matching
+        assert sub["false_positives30"].sum() == m["FP30"], split
+        # group mAP30s, weighted by their case counts, give back the run's mAP30
+        assert (sub["mAP30"] * sub["n_cases"]).sum() / n == pytest.approx(m["mAP30"], abs=1e-3)
+    allrow = df[df["split"] == "all"].iloc[0]
+    assert allrow["detection_rate30"] == pytest.approx(m["TP30"] / m["GT"], abs=1e-4)
+    assert set(df[df["split"] == "n_gold_group"]["group"]) <= {"0", "1", "2", "3+"}
+
+
+def test_size_classes_at_the_documented_edges():
+    def sq(side):
+        return [Box(x1=0, y1=0, x2=side, y2=side)]
+
+    assert [sl.size_class(sq(s)) for s in (10, 63.9, 64, 127.9, 128, 400)] == \
+        ["small", "small", "medium", "medium", "large", "large"]
+    assert sl.size_class(sq(10) + sq(200)) == "large"  # the largest box decides
+    assert sl.size_class([]) == "none"
+    assert [sl.n_gold_group(k) for k in (0, 1, 2, 3, 4)] == ["0", "1", "2", "3+", "3+"]
+
+
+def test_example_sample_is_best_median_worst_with_filename_tiebreak():
+    names = [f"case{i:04d}_001.png" for i in range(10)]
+    ap = [1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0]
+    iou = [0.9, 0.9, 0.6, 0.5, 0.4, 0.3, 0.2, 0.0, 0.0, 0.0]
+    table = pd.DataFrame({"filename": names[::-1], "ap30": ap[::-1], "best_iou": iou[::-1]})
+    picks = {g: [table["filename"].iat[i] for i in idx] for g, idx in sl.example_sample(table, k=3)}
+    # ranked: 0, 1 (tie on both: filename), 2, 3, 4, 5, 6, then 7, 8, 9 tied at zero
+    assert picks["best"] == names[0:3]
+    assert picks["median"] == names[4:7]
+    assert picks["worst"] == [names[9], names[8], names[7]]  # worst first
+    shuffled = table.sample(frac=1, random_state=1).reset_index(drop=True)
+    again = {g: [shuffled["filename"].iat[i] for i in idx] for g, idx in sl.example_sample(shuffled)}
+    assert again == picks  # the order of the input rows does not matter
+    small = sl.example_sample(table.head(4), k=3)  # no case shown twice
+    shown = [i for _, idx in small for i in idx]
+    assert len(shown) == len(set(shown)) == 4
+
+
+def test_evaluate_logs_table1_and_figure4(tmp_path, demo_dir, demo_cases):
+    from conftest import run_store
+
+    rows = [{"filename": c.filename, "task": "localization",
+             "text": json.dumps([b.as_list() for b in c.gold_boxes])} for c in demo_cases]
+    f = tmp_path / "out.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = CliRunner().invoke(main, ["evaluate", "--data", str(demo_dir), "--model", "gpt-4o",
+                                    "--outputs", str(f), "--json"])
+    assert res.exit_code == 0, res.stderr
+    client = run_store(tmp_path)
+    run = next(r for e in client.search_experiments() for r in client.search_runs([e.experiment_id]))
+    names = {a.path for a in client.list_artifacts(run.info.run_id, "results")}
+    figs = {a.path for a in client.list_artifacts(run.info.run_id, "results/figures")}
+    for ext in ("csv", "md", "html"):
+        assert f"results/table1_localization.{ext}" in names
+    assert f"results/{sl.SPLITS_FILE}" in names
+    assert {f"results/{p}" for p in sl.FIGURES.values()} <= figs
+    csv = Path(client.download_artifacts(run.info.run_id, "results/table1_localization.csv",
+                                         str(tmp_path)))
+    row = pd.read_csv(csv, dtype=str).iloc[0]
+    assert row["model"] == "gpt-4o" and row["mAP30"] == "100.00"
+
+
+def test_paper_tables_hold_what_the_paper_prints():
+    assert [r["model"] for r in paper.TABLE1] == PAPER_MODELS
+    assert all(r["GT"] == 1068 for r in paper.TABLE1)
+    assert {r["model"] for r in paper.TABLE2} == {r["model"] for r in paper.TABLE3} == \
+        {"Gemini 2.0 Flash", "GPT-4o", "Qwen2.5-VL-72B"}
+    for table, cols in ((paper.TABLE1, paper.COLUMNS1), (paper.TABLE2, paper.COLUMNS2),
+                        (paper.TABLE3, paper.COLUMNS3)):
+        for r in table:
+            assert set(cols) <= set(r)
+    assert paper.printed(25.5, 2) == "25.50" and paper.printed(7.71, 2) == "7.71"
+    assert paper.TABLE2[1]["bleu"] == 0.92 and paper.TABLE3[2]["entropy"] == 7.26
