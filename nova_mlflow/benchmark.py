@@ -86,10 +86,29 @@ def _frame(model: str, explicit: Frame | None) -> Frame:
         raise InputError(str(exc)) from None
 
 
-def _check_judge(judge: str) -> None:
-    if judge != "none":
-        raise InputError(f"--judge {judge!r}: only the offline matcher ('none') is available in "
-                         "this version")
+def make_judge(judge: str, concurrency: int = 8, retry: RetryPolicy | None = None):
+    """None for the offline matcher; else the LLM judge (its key is checked here, early)."""
+    if judge in ("none", "offline", ""):
+        return None
+    from nova_mlflow.judge import JudgeMatcher
+
+    kind = provider_kind(judge)
+    if kind in ("baseline", "replay", "unknown"):
+        raise InputError(f"--judge {judge!r}: use a provider model (e.g. gpt-4o, as in the "
+                         "paper) or 'none' for the offline matcher")
+    if kind in KEY_VARS and kind != "openai-compatible":
+        api_key(kind)
+    return JudgeMatcher(judge, concurrency=concurrency, policy=retry)
+
+
+def _judge_setup(judge) -> tuple[dict, dict[str, str]]:
+    """Params and registry URI of the judge prompt (nothing when the offline matcher is used)."""
+    if judge is None:
+        return {"judge": "none"}, {}
+    p = judge.prompt
+    uri = tracking.ensure_registered(p.name, p.template, p.sha256, p.version,
+                                     p.meta.get("description", ""))
+    return {**judge.params(), "judge_prompt.uri": uri}, {"judge": uri}
 
 
 def _git_commit() -> str | None:
@@ -176,7 +195,6 @@ def _check_key(model: str) -> None:
 def check_config(cfg: RunConfig) -> tuple[Frame, dict[Task, Prompt]]:
     """Every check that needs no data and no network, so bad flags fail before any work."""
     frame = _frame(cfg.model, cfg.frame)
-    _check_judge(cfg.judge)
     _check_key(cfg.model)
     load_prices(cfg.prices)
     _check_resources(cfg.tasks)
@@ -195,6 +213,7 @@ def run_benchmark(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
     """One run; `dataset` may be passed in already loaded (a sweep loads it once)."""
     frame, prompts = check_config(cfg)
     prices = load_prices(cfg.prices)
+    judge = make_judge(cfg.judge, cfg.concurrency, cfg.retry)
     if dataset is None:
         dataset = load_dataset(cfg.data, images_dir=cfg.images)
     # the baseline's retrieval corpus is the whole dataset, whatever --limit says
@@ -206,12 +225,13 @@ def run_benchmark(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
     versions = "+".join(f"{t.value[:3]}-{p.version}" for t, p in prompts.items())
     run_name = cfg.run_name or f"{cfg.model} {versions}"
     prompt_uris = register_prompts(prompts)
+    judge_params, judge_uri = _judge_setup(judge)
     with tracking.start_run(cfg.experiment or default_experiment(dataset), run_name,
                             _tags(dataset, cfg.tasks)) as run:
-        tracking.link_prompts(list(prompt_uris.values()))
+        tracking.link_prompts(list(prompt_uris.values()) + list(judge_uri.values()))
         run.params(_setup_params(cfg.model, frame, dataset, prompts, cfg.tasks, {
             "temperature": cfg.settings.temperature, "max_tokens": cfg.settings.max_tokens,
-            "seed": cfg.settings.seed, "judge": cfg.judge, "concurrency": cfg.concurrency,
+            "seed": cfg.settings.seed, **judge_params, "concurrency": cfg.concurrency,
             "limit": cfg.limit, "base_url": safe_url(getattr(provider, "base_url", None)),
             "max_retries": cfg.retry.max_retries, "timeout_s": cfg.retry.timeout, "rpm": cfg.rpm,
             "cache": "refresh" if cfg.refresh else ("on" if cache else "off"),
@@ -234,10 +254,13 @@ def run_benchmark(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
             if cache is not None:
                 cache.close()
         amap = {(a.filename, a.task): a for a in answers}
-        scores = score(dataset.cases, amap, cfg.tasks, ScoreContext(frame, cfg.judge, cfg.model))
+        scores = score(dataset.cases, amap, cfg.tasks,
+                       ScoreContext(frame, cfg.judge, cfg.model, matcher=judge))
         for task, ts in scores.tasks.items():
             ts.metrics.update(usage_metrics([a for a in answers if a.task is task], cfg.model,
                                             prices))
+        if judge is not None and Task.diagnosis in scores.tasks:
+            scores.tasks[Task.diagnosis].metrics.update(judge.metrics(prices))
         run_metrics = {"run/requests": float(stats.requests),
                        "run/cache_hits": float(stats.cache_hits), "run/retries": float(stats.retries)}
         run.metrics(run_metrics)
@@ -275,17 +298,22 @@ def evaluate_outputs(cfg: EvaluateConfig) -> RunSummary:
         log.warning("no --model given: reading boxes as pixel [x1, y1, x2, y2] of the image")
     else:
         frame = _frame(model, cfg.frame)
-    _check_judge(cfg.judge)
     tasks = tuple(t for t in ALL_TASKS if any(k[1] is t for k in answers))
     _check_resources(tasks)
+    judge = make_judge(cfg.judge) if Task.diagnosis in tasks else None
+    judge_params, judge_uri = _judge_setup(judge)
     run_name = cfg.run_name or f"evaluate {model} {cfg.outputs.name}"
     with tracking.start_run(cfg.experiment or default_experiment(dataset), run_name,
                             {**_tags(dataset, tasks), "nova.mode": "evaluate"}) as run:
+        tracking.link_prompts(list(judge_uri.values()))
         run.params(_setup_params(model, frame, dataset, {}, tasks,
-                                 {"judge": cfg.judge, "outputs_file": cfg.outputs.name}))
+                                 {**judge_params, "outputs_file": cfg.outputs.name}))
         run.dataset(cases_frame(dataset), name=dataset.name, source=dataset.source,
                     digest=dataset.digest, targets="final_diagnosis")
-        scores = score(dataset.cases, answers, tasks, ScoreContext(frame, cfg.judge, model))
+        scores = score(dataset.cases, answers, tasks,
+                       ScoreContext(frame, cfg.judge, model, matcher=judge))
+        if judge is not None:
+            scores.tasks[Task.diagnosis].metrics.update(judge.metrics())
         copy = run_dir(run.run_id) / "answers.jsonl"
         copy.write_text("".join(a.model_dump_json(exclude_none=True) + "\n" for a in answers.values()),
                         encoding="utf-8")

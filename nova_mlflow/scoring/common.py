@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -26,6 +27,7 @@ class ScoreContext:
     frame: Frame = Frame.pixel_xyxy
     judge: str = "none"
     model: str = ""  # who wrote the answers; labels our row in the paper-style tables
+    matcher: Any = None  # a ready diagnosis Matcher (e.g. the LLM judge); None = from `judge`
 
 
 @dataclass

@@ -1,0 +1,194 @@
+"""The LLM judge for Task 3: a provider call per (prediction, truth) pair, cached.
+
+The NOVA paper matched free-text diagnoses with GPT-4o as a judge (synonyms accepted,
+differences in specificity tolerated); the judge here is any provider model with the
+versioned prompt prompts/judge/<version>.md. Verdicts are cached in sqlite by (judge model,
+judge prompt version and text hash, prediction, truth), so re-scoring the same answers never
+pays twice; pairs equal after normalisation are matched without a call. Judge tokens and
+cost are counted apart from the model's. A judge answer that cannot be read, or a call that
+fails after retries, is a "no match" verdict whose reason says so, counted and never cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nova_mlflow.matching import Verdict
+from nova_mlflow.metrics.diagnosis import normalize
+from nova_mlflow.paths import cache_dir
+from nova_mlflow.pricing import cost_usd, load_prices
+from nova_mlflow.prompts import Prompt, load_prompt
+from nova_mlflow.providers import create_provider
+from nova_mlflow.providers.base import GenerationSettings, Request
+from nova_mlflow.runner import RateLimiter, RetryPolicy, RunStats, call_with_retries, error_text
+from nova_mlflow.schemas import Task
+
+DEFAULT_JUDGE = "gpt-4o"
+_VERDICT = re.compile(r'"?(?:verdict|match)"?\s*[:=]\s*"?(yes|no|true|false|match|no match)\b', re.I)
+
+
+def read_verdict(text: str) -> tuple[bool, str] | None:
+    """(match, reason) from the judge's JSON, or from a bare yes/no; None if unreadable."""
+    s = text.strip()
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", s, re.S)
+    if fenced:
+        s = fenced.group(1).strip()
+    start, end = s.find("{"), s.rfind("}")
+    if start >= 0 and end > start:
+        try:
+            obj = json.loads(s[start:end + 1])
+            v = obj.get("verdict", obj.get("match"))
+            reason = str(obj.get("reason", "")).strip()
+            if isinstance(v, bool):
+                return v, reason
+            if isinstance(v, str) and v.strip().lower() in {"yes", "no", "true", "false"}:
+                return v.strip().lower() in {"yes", "true"}, reason
+        except (json.JSONDecodeError, AttributeError):
+            pass
+    m = _VERDICT.search(s)
+    if m:
+        return m.group(1).lower() in {"yes", "true", "match"}, ""
+    first = s.split(None, 1)[0].strip(".,:;!").lower() if s else ""
+    if first in {"yes", "no"}:
+        return first == "yes", s[len(first):].strip(" .,:;-")
+    return None
+
+
+class VerdictCache:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, "
+                         "match INTEGER NOT NULL, reason TEXT NOT NULL, created REAL NOT NULL)")
+
+    def get(self, key: str) -> Verdict | None:
+        with self._lock:
+            row = self._db.execute("SELECT match, reason FROM verdicts WHERE key = ?",
+                                   (key,)).fetchone()
+        return Verdict(bool(row[0]), row[1]) if row else None
+
+    def put(self, key: str, verdict: Verdict) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?)",
+                             (key, int(verdict.match), verdict.reason, time.time()))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+@dataclass
+class JudgeUsage:
+    calls: int = 0
+    cache_hits: int = 0
+    shortcuts: int = 0  # equal after normalisation: no call needed
+    input_tokens: int = 0
+    output_tokens: int = 0
+    unreadable: int = 0
+    api_errors: int = 0
+
+
+class JudgeMatcher:
+    """A Matcher whose verdicts come from an LLM (through the provider layer)."""
+
+    def __init__(self, model: str = DEFAULT_JUDGE, prompt_version: str = "v1", *,
+                 base_url: str | None = None, concurrency: int = 8,
+                 policy: RetryPolicy | None = None, use_cache: bool = True) -> None:
+        self.model = model
+        self.name = f"judge:{model}"
+        self.prompt: Prompt = load_prompt("judge", prompt_version)
+        self.policy = policy or RetryPolicy()
+        self.concurrency = concurrency
+        self.provider = create_provider(model, base_url=base_url, timeout=self.policy.timeout)
+        self.cache = VerdictCache(cache_dir() / "judge_verdicts.sqlite") if use_cache else None
+        self.usage = JudgeUsage()
+        self.settings = GenerationSettings(temperature=0.0, max_tokens=200, seed=0)
+
+    def key(self, prediction: str, truth: str) -> str:
+        payload = [self.model, self.prompt.version, self.prompt.sha256,
+                   " ".join(prediction.lower().split()), " ".join(truth.lower().split())]
+        return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+
+    def match(self, prediction: str, truth: str) -> Verdict:
+        return self.match_many([(prediction, truth)])[0]
+
+    def match_many(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
+        verdicts: dict[tuple[str, str], Verdict] = {}
+        todo: list[tuple[str, str]] = []
+        for pair in dict.fromkeys(pairs):
+            pred, truth = pair
+            if normalize(pred) == normalize(truth):
+                verdicts[pair] = Verdict(True, "identical after normalisation")
+                self.usage.shortcuts += 1
+                continue
+            hit = self.cache.get(self.key(pred, truth)) if self.cache else None
+            if hit is not None:
+                verdicts[pair] = hit
+                self.usage.cache_hits += 1
+            else:
+                todo.append(pair)
+        if todo:
+            verdicts.update(asyncio.run(self._ask_all(todo)))
+        return [verdicts[p] for p in pairs]
+
+    async def _ask_all(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Verdict]:
+        sem = asyncio.Semaphore(self.concurrency)
+        limiter, rng, stats = RateLimiter(None), random.Random(0), RunStats()
+
+        async def one(pair: tuple[str, str]) -> tuple[tuple[str, str], Verdict]:
+            pred, truth = pair
+            request = Request(task=Task.diagnosis, filename="judge", case_id="judge",
+                              prompt=self.prompt.render(prediction=pred, truth=truth),
+                              prompt_version=f"judge-{self.prompt.version}", settings=self.settings)
+            async with sem:
+                try:
+                    resp, _ = await call_with_retries(self.provider, request, self.policy,
+                                                      limiter, rng, stats)
+                except Exception as exc:
+                    self.usage.api_errors += 1
+                    return pair, Verdict(False, f"judge call failed: {error_text(exc)}")
+            self.usage.calls += 1
+            self.usage.input_tokens += resp.input_tokens or 0
+            self.usage.output_tokens += resp.output_tokens or 0
+            read = read_verdict(resp.text)
+            if read is None:
+                self.usage.unreadable += 1
+                return pair, Verdict(False, f"judge answer unreadable: {resp.text[:120]!r}")
+            verdict = Verdict(read[0], read[1] or ("match" if read[0] else "no match"))
+            if self.cache:
+                self.cache.put(self.key(pred, truth), verdict)
+            return pair, verdict
+
+        return dict(await asyncio.gather(*(one(p) for p in pairs)))
+
+    def metrics(self, prices: dict | None = None) -> dict[str, float]:
+        """Judge usage as diagnosis/judge_* metrics, apart from the model's own tokens."""
+        u = self.usage
+        table = prices if prices is not None else load_prices()
+        return {"judge_calls": float(u.calls), "judge_cache_hits": float(u.cache_hits),
+                "judge_shortcuts": float(u.shortcuts), "judge_unreadable": float(u.unreadable),
+                "judge_api_errors": float(u.api_errors),
+                "judge_input_tokens": float(u.input_tokens),
+                "judge_output_tokens": float(u.output_tokens),
+                "judge_cost_usd": cost_usd(self.model, u.input_tokens, u.output_tokens, table)}
+
+    def params(self) -> dict[str, str]:
+        return {"judge": self.model, "judge_prompt.name": self.prompt.name,
+                "judge_prompt.version": self.prompt.version,
+                "judge_prompt.sha256": self.prompt.sha256}
+
+    def close(self) -> None:
+        if self.cache:
+            self.cache.close()
