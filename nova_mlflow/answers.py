@@ -15,6 +15,7 @@ from typing import IO
 from pydantic import ValidationError
 
 from nova_mlflow.errors import InputError
+from nova_mlflow.migrations import upgrade
 from nova_mlflow.schemas import Answer, Task
 
 AnswerKey = tuple[str, Task]
@@ -48,8 +49,13 @@ def write_answers(path: Path, answers: Iterable[Answer]) -> None:
             log.write(a)
 
 
-def read_answers(path: Path, known_filenames: set[str] | None = None) -> dict[AnswerKey, Answer]:
-    """Strict reader: bad JSON, missing fields, unknown tasks or filenames, duplicates -> exit 2."""
+def read_answers(path: Path, known_filenames: set[str] | None = None,
+                 context: dict | None = None) -> dict[AnswerKey, Answer]:
+    """Strict reader: bad JSON, missing fields, unknown tasks or filenames, duplicates -> exit 2.
+
+    Older records are upgraded by migrations.upgrade (`context` carries what a v1 run
+    declared, e.g. its frame).
+    """
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -69,6 +75,10 @@ def read_answers(path: Path, known_filenames: set[str] | None = None) -> dict[An
             raise InputError(f"line {n} is not JSON ({exc.msg})", file=path, row=n) from None
         if not isinstance(obj, dict):
             raise InputError("expected a JSON object", file=path, row=n)
+        try:
+            obj = upgrade(obj, context)
+        except ValueError as exc:
+            raise InputError(str(exc), file=path, row=n, field="schema_version") from None
         try:
             answer = Answer.model_validate(obj)
         except ValidationError as exc:
@@ -95,8 +105,8 @@ def latest_answers(path: Path) -> dict[AnswerKey, Answer]:
         return out
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
-            a = Answer.model_validate_json(line)
-        except ValidationError:
+            a = Answer.model_validate(upgrade(json.loads(line)))
+        except (ValueError, ValidationError):
             continue  # a line cut by a kill
         out[(a.filename, a.task)] = a
     return out

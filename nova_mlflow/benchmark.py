@@ -33,7 +33,20 @@ from nova_mlflow.pricing import PRICES_AS_OF, load_prices
 from nova_mlflow.runner import Job, RetryPolicy, RunStats, run_jobs
 from nova_mlflow.secrets import KEY_VARS, api_key, safe_url
 from nova_mlflow.usage import usage_metrics
-from nova_mlflow.schemas import ALL_TASKS, SCHEMA_VERSION, Task
+from nova_mlflow.schemas import (
+    ALL_TASKS,
+    SCHEMA_VERSION,
+    Answer,
+    CaptionPrediction,
+    DiagnosisPrediction,
+    LocalizationPrediction,
+    Task,
+)
+
+#: Record types whose JSON Schema each run logs (schemas/<name>.v<N>.schema.json).
+SCHEMA_MODELS = {"answer": Answer, "localization_prediction": LocalizationPrediction,
+                 "caption_prediction": CaptionPrediction,
+                 "diagnosis_prediction": DiagnosisPrediction}
 from nova_mlflow.scoring import ScoreContext, Scores, score, write_artifacts
 
 log = logging.getLogger("nova_mlflow")
@@ -178,6 +191,8 @@ def _log_results(run: tracking.RunLogger, scores: Scores, cases: list, answers_p
         run.table(ts.table, f"tables/{task.value}_cases.json")
     run.artifact(answers_path, "answers")
     run.text(markdown_table(metrics, title), "results/summary.md")
+    for name, model in SCHEMA_MODELS.items():
+        run.dict(model.model_json_schema(), f"schemas/{name}.v{SCHEMA_VERSION}.schema.json")
     out_dir = answers_path.parent / "report"
     out_dir.mkdir(exist_ok=True)
     for f in write_artifacts(scores, cases, out_dir):
@@ -249,7 +264,7 @@ def run_benchmark(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
                                                            settings=cfg.settings),
                                    alog.write, concurrency=cfg.concurrency, progress=cfg.progress,
                                    policy=cfg.retry, rpm=cfg.rpm, cache=cache,
-                                   refresh=cfg.refresh, stats=stats)
+                                   refresh=cfg.refresh, stats=stats, frame=frame.value)
         finally:
             if cache is not None:
                 cache.close()
@@ -279,7 +294,8 @@ class EvaluateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: str
-    outputs: Path
+    outputs: Path | None = None
+    from_run: str | None = None  # re-score the answers logged by this MLflow run
     images: str | None = None
     model: str | None = None
     frame: Frame | None = None
@@ -288,26 +304,47 @@ class EvaluateConfig(BaseModel):
     run_name: str | None = None
 
 
+def _resolve_frame(cfg_model: str | None, explicit: Frame | None, answers: dict,
+                   declared: str | None) -> Frame:
+    """--frame, else the --model's catalog frame, else the frame the answers (or their run)
+    declare, else our prompts' pixel frame (with a warning). Never guessed from the truth."""
+    if explicit is not None or cfg_model:
+        return _frame(cfg_model or "unknown", explicit)
+    recorded = {a.frame for a in answers.values() if a.task is Task.localization and a.frame}
+    if len(recorded) > 1:
+        raise InputError(f"the answers declare several frames ({', '.join(sorted(recorded))}); "
+                         "pass --frame")
+    if recorded or declared:
+        return Frame(recorded.pop() if recorded else declared)
+    if any(k[1] is Task.localization for k in answers):
+        log.warning("no --model or --frame given: reading boxes as pixel [x1, y1, x2, y2]")
+    return Frame.pixel_xyxy
+
+
 def evaluate_outputs(cfg: EvaluateConfig) -> RunSummary:
-    """Score answers produced elsewhere; only the tasks present in the file are scored."""
+    """Score answers produced elsewhere (or by an earlier run); only the tasks present are scored."""
+    if (cfg.outputs is None) == (cfg.from_run is None):
+        raise InputError("give exactly one of --outputs FILE or --from-run RUN_ID")
     dataset = load_dataset(cfg.data, images_dir=cfg.images)
-    answers = read_answers(cfg.outputs, {c.filename for c in dataset.cases})
-    model = cfg.model or "unknown"
-    if cfg.model is None and cfg.frame is None:
-        frame = Frame.pixel_xyxy
-        log.warning("no --model given: reading boxes as pixel [x1, y1, x2, y2] of the image")
-    else:
-        frame = _frame(model, cfg.frame)
+    declared: dict[str, str] = {}
+    outputs = cfg.outputs
+    if cfg.from_run:
+        outputs, declared = tracking.answers_of_run(cfg.from_run, run_dir(f"fetch-{cfg.from_run}"))
+    answers = read_answers(outputs, {c.filename for c in dataset.cases},
+                           {"frame": declared.get("frame")})
+    model = cfg.model or declared.get("model") or "unknown"
+    frame = _resolve_frame(cfg.model, cfg.frame, answers, declared.get("frame"))
     tasks = tuple(t for t in ALL_TASKS if any(k[1] is t for k in answers))
     _check_resources(tasks)
     judge = make_judge(cfg.judge) if Task.diagnosis in tasks else None
     judge_params, judge_uri = _judge_setup(judge)
-    run_name = cfg.run_name or f"evaluate {model} {cfg.outputs.name}"
+    run_name = cfg.run_name or f"evaluate {model} {outputs.name}"
     with tracking.start_run(cfg.experiment or default_experiment(dataset), run_name,
                             {**_tags(dataset, tasks), "nova.mode": "evaluate"}) as run:
         tracking.link_prompts(list(judge_uri.values()))
         run.params(_setup_params(model, frame, dataset, {}, tasks,
-                                 {**judge_params, "outputs_file": cfg.outputs.name}))
+                                 {**judge_params, "outputs_file": outputs.name,
+                                  "source_run": cfg.from_run or ""}))
         run.dataset(cases_frame(dataset), name=dataset.name, source=dataset.source,
                     digest=dataset.digest, targets="final_diagnosis")
         scores = score(dataset.cases, answers, tasks,
@@ -315,7 +352,9 @@ def evaluate_outputs(cfg: EvaluateConfig) -> RunSummary:
         if judge is not None:
             scores.tasks[Task.diagnosis].metrics.update(judge.metrics())
         copy = run_dir(run.run_id) / "answers.jsonl"
-        copy.write_text("".join(a.model_dump_json(exclude_none=True) + "\n" for a in answers.values()),
+        stamped = (a.model_copy(update={"frame": a.frame or frame.value})
+                   if a.task is Task.localization else a for a in answers.values())
+        copy.write_text("".join(a.model_dump_json(exclude_none=True) + "\n" for a in stamped),
                         encoding="utf-8")
         _log_results(run, scores, dataset.cases, copy, f"NOVA evaluation: {run_name}")
         log.info("\n%s", text_table(scores.metrics, f"Run {run.run_id}: {run_name}"))

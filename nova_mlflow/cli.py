@@ -222,8 +222,11 @@ def sweep(models, prompts, **o) -> None:
 @main.command()
 @data_option
 @images_option
-@click.option("--outputs", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--outputs", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help='JSONL, one {"filename", "task", "text"} object per line.')
+@click.option("--from-run", default=None, metavar="RUN_ID",
+              help="Re-score the answers an earlier MLflow run logged (older schemas are "
+                   "upgraded; its model and frame are reused unless given).")
 @click.option("--model", default=None,
               help="Model that wrote the answers; fixes the box coordinate frame.")
 @frame_option
@@ -231,13 +234,15 @@ def sweep(models, prompts, **o) -> None:
 @experiment_option
 @run_name_option
 @json_option
-def evaluate(data, images, outputs, model, frame, judge, experiment, run_name, as_json) -> None:
+def evaluate(data, images, outputs, from_run, model, frame, judge, experiment, run_name,
+             as_json) -> None:
     """Score answers produced elsewhere (no model call) and log one MLflow run."""
     from nova_mlflow.benchmark import EvaluateConfig, evaluate_outputs
 
     cfg = _call(lambda: EvaluateConfig(data=data, images=str(images) if images else None,
-                                       outputs=outputs, model=model, frame=frame, judge=judge,
-                                       experiment=experiment, run_name=run_name))
+                                       outputs=outputs, from_run=from_run, model=model,
+                                       frame=frame, judge=judge, experiment=experiment,
+                                       run_name=run_name))
     summary = _call(evaluate_outputs, cfg)
     if as_json:
         _emit_json(summary.metrics)

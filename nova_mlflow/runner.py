@@ -102,7 +102,7 @@ async def call_with_retries(provider: Provider, request: Request, policy: RetryP
 async def _run_all(provider: Provider, jobs: Sequence[Job], make_request: Callable[[Job], Request],
                    on_answer: Callable[[Answer], None], *, concurrency: int, progress: bool,
                    policy: RetryPolicy, rpm: float | None, cache: ResponseCache | None,
-                   refresh: bool, stats: RunStats) -> list[Answer]:
+                   refresh: bool, stats: RunStats, frame: str | None) -> list[Answer]:
     sem = asyncio.Semaphore(max(1, concurrency))
     limiter = RateLimiter(rpm)
     rng = random.Random(0)
@@ -116,7 +116,8 @@ async def _run_all(provider: Provider, jobs: Sequence[Job], make_request: Callab
             request = make_request(job)
             base = dict(filename=job.case.filename, task=job.task, model=provider.model,
                         prompt_version=request.prompt_version, image_sha256=request.image_sha256,
-                        image_size=request.image_size)
+                        image_size=request.image_size,
+                        frame=frame if job.task is Task.localization else None)
             use_cache = cache is not None and getattr(provider, "cacheable", True)
             key = request_key(provider.name, provider.model, request) if use_cache else None
             start = time.perf_counter()
@@ -169,7 +170,10 @@ def run_jobs(
     cache: ResponseCache | None = None,
     refresh: bool = False,
     stats: RunStats | None = None,
+    frame: str | None = None,
 ) -> list[Answer]:
+    """`frame` is recorded on localization answers (schema v2) so they can be re-read later."""
     return asyncio.run(_run_all(provider, jobs, make_request, on_answer, concurrency=concurrency,
                                 progress=progress, policy=policy or RetryPolicy(), rpm=rpm,
-                                cache=cache, refresh=refresh, stats=stats or RunStats()))
+                                cache=cache, refresh=refresh, stats=stats or RunStats(),
+                                frame=frame))

@@ -15,8 +15,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Version of the prediction / answer records written by this package. Bump it together with
-#: a migration function when a field changes meaning, so old runs can still be re-scored.
-SCHEMA_VERSION = 1
+#: a migration function in migrations.py, so old runs can still be re-scored.
+#: v1: filename, task, text, status, error, model, prompt_version, latency, tokens.
+#: v2: adds `frame` (the box frame the text is written in) and what was sent
+#:     (image_sha256, image_size), plus attempts and cached.
+SCHEMA_VERSION = 2
 
 IMAGE_SIZE = 480  # NOVA slices are 480 x 480
 
@@ -141,6 +144,7 @@ class Answer(BaseModel):
     latency_s: float | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    frame: str | None = None  # v2: coordinate frame of any boxes in `text`
     attempts: int | None = None
     cached: bool | None = None
     image_sha256: str | None = None  # what was actually sent, so the frame applies to it

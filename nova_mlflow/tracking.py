@@ -138,3 +138,19 @@ def link_prompts(uris: list[str]) -> None:
     """Loading a prompt inside the active run links it to the run (shown in the UI)."""
     for uri in uris:
         mlflow.genai.load_prompt(uri)
+
+
+def answers_of_run(run_id: str, dst: Path) -> tuple[Path, dict[str, str]]:
+    """Download a run's raw answers and the params that say how to read them."""
+    from nova_mlflow.errors import InputError
+
+    tracking_uri()
+    client = MlflowClient()
+    try:
+        run = client.get_run(run_id)
+        path = client.download_artifacts(run_id, "answers/answers.jsonl", str(dst))
+    except Exception as exc:  # MlflowException / missing artifact
+        raise InputError(f"cannot read the answers of run {run_id} ({type(exc).__name__})",
+                         field="--from-run") from None
+    params = run.data.params
+    return Path(path), {k: params[k] for k in ("frame", "model") if k in params}
