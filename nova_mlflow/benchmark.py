@@ -27,6 +27,7 @@ from nova_mlflow.prompts import DEFAULT_VERSION, Prompt, load_prompt
 from nova_mlflow.providers import create_provider, provider_kind
 from nova_mlflow.providers.base import GenerationSettings, Request
 from nova_mlflow.report import markdown_table, text_table
+from nova_mlflow.report_html import build_report
 from nova_mlflow.cache import ResponseCache
 from nova_mlflow.paths import cache_dir
 from nova_mlflow.pricing import PRICES_AS_OF, load_prices
@@ -184,7 +185,7 @@ def _tags(dataset: Dataset, tasks: tuple[Task, ...]) -> dict:
 
 
 def _log_results(run: tracking.RunLogger, scores: Scores, cases: list, answers_path: Path,
-                 title: str) -> None:
+                 title: str, params: dict) -> None:
     metrics = scores.metrics
     run.metrics(metrics)
     for task, ts in scores.tasks.items():
@@ -198,6 +199,7 @@ def _log_results(run: tracking.RunLogger, scores: Scores, cases: list, answers_p
     for f in write_artifacts(scores, cases, out_dir):
         sub = f.parent.relative_to(out_dir).as_posix()
         run.artifact(f, "results" if sub == "." else f"results/{sub}")
+    run.artifact(build_report(out_dir, metrics, title, params), "results")
 
 
 def _check_key(model: str) -> None:
@@ -244,14 +246,15 @@ def run_benchmark(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
     with tracking.start_run(cfg.experiment or default_experiment(dataset), run_name,
                             _tags(dataset, cfg.tasks)) as run:
         tracking.link_prompts(list(prompt_uris.values()) + list(judge_uri.values()))
-        run.params(_setup_params(cfg.model, frame, dataset, prompts, cfg.tasks, {
+        params = _setup_params(cfg.model, frame, dataset, prompts, cfg.tasks, {
             "temperature": cfg.settings.temperature, "max_tokens": cfg.settings.max_tokens,
             "seed": cfg.settings.seed, **judge_params, "concurrency": cfg.concurrency,
             "limit": cfg.limit, "base_url": safe_url(getattr(provider, "base_url", None)),
             "max_retries": cfg.retry.max_retries, "timeout_s": cfg.retry.timeout, "rpm": cfg.rpm,
             "cache": "refresh" if cfg.refresh else ("on" if cache else "off"),
             **{f"prompt.{t.value}.uri": uri for t, uri in prompt_uris.items()},
-            "prices_as_of": PRICES_AS_OF if not cfg.prices else "custom"}))
+            "prices_as_of": PRICES_AS_OF if not cfg.prices else "custom"})
+        run.params(params)
         run.dataset(cases_frame(dataset), name=dataset.name, source=dataset.source,
                     digest=dataset.digest, targets="final_diagnosis")
         run.dict(cfg.model_dump(mode="json"), "config/run_config.json")
@@ -279,7 +282,7 @@ def run_benchmark(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
         run_metrics = {"run/requests": float(stats.requests),
                        "run/cache_hits": float(stats.cache_hits), "run/retries": float(stats.retries)}
         run.metrics(run_metrics)
-        _log_results(run, scores, dataset.cases, answers_path, f"NOVA results: {run_name}")
+        _log_results(run, scores, dataset.cases, answers_path, f"NOVA results: {run_name}", params)
         log.info("\n%s", text_table(scores.metrics, f"Run {run.run_id}: {run_name}"))
         log.info("open it with: %s", tracking.run_ui_url(run))
         errors = sum(int(s.metrics.get("api_errors", 0)) for s in scores.tasks.values())
@@ -342,9 +345,10 @@ def evaluate_outputs(cfg: EvaluateConfig) -> RunSummary:
     with tracking.start_run(cfg.experiment or default_experiment(dataset), run_name,
                             {**_tags(dataset, tasks), "nova.mode": "evaluate"}) as run:
         tracking.link_prompts(list(judge_uri.values()))
-        run.params(_setup_params(model, frame, dataset, {}, tasks,
-                                 {**judge_params, "outputs_file": outputs.name,
-                                  "source_run": cfg.from_run or ""}))
+        params = _setup_params(model, frame, dataset, {}, tasks,
+                               {**judge_params, "outputs_file": outputs.name,
+                                "source_run": cfg.from_run or ""})
+        run.params(params)
         run.dataset(cases_frame(dataset), name=dataset.name, source=dataset.source,
                     digest=dataset.digest, targets="final_diagnosis")
         scores = score(dataset.cases, answers, tasks,
@@ -356,7 +360,7 @@ def evaluate_outputs(cfg: EvaluateConfig) -> RunSummary:
                    if a.task is Task.localization else a for a in answers.values())
         copy.write_text("".join(a.model_dump_json(exclude_none=True) + "\n" for a in stamped),
                         encoding="utf-8")
-        _log_results(run, scores, dataset.cases, copy, f"NOVA evaluation: {run_name}")
+        _log_results(run, scores, dataset.cases, copy, f"NOVA evaluation: {run_name}", params)
         log.info("\n%s", text_table(scores.metrics, f"Run {run.run_id}: {run_name}"))
     return RunSummary(run.run_id, run.experiment_id, scores.metrics, scores, copy, dataset)
 

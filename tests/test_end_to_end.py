@@ -56,8 +56,14 @@ def test_run_logs_everything(tmp_path, demo_dir):
     arts = _artifacts(client, run.info.run_id)
     for a in ["answers/answers.jsonl", "tables/localization_cases.json",
               "tables/captioning_cases.json", "tables/diagnosis_cases.json",
-              "results/summary.md", "config/run_config.json"]:
+              "results/summary.md", "config/run_config.json", "results/report.html",
+              "results/table1_localization.html", "results/table2_captioning.csv",
+              "results/table3_diagnosis.md"]:
         assert a in arts
+    report = Path(client.download_artifacts(run.info.run_id, "results/report.html",
+                                            str(tmp_path))).read_text()
+    assert report.count("data:image/png;base64,") >= 3  # Figures 4-6 embedded
+    assert "reported by the paper" in report and "mAP30" in report
     table = json.loads(Path(client.download_artifacts(run.info.run_id, "tables/diagnosis_cases.json",
                                                       str(tmp_path))).read_text())
     assert len(table["data"]) == 12 and "truth" in table["columns"]
