@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -86,17 +87,52 @@ def start_run(experiment: str, run_name: str | None = None,
     parent = mlflow.active_run()
     attach = os.environ.get("MLFLOW_RUN_ID") if parent is None else None
     if not attach and parent is None:
-        mlflow.set_experiment(experiment)
+        exp = mlflow.set_experiment(experiment)
+        fail_orphaned_runs(exp.experiment_id)
     run = mlflow.start_run(run_name=None if attach else run_name, nested=parent is not None)
     logger = RunLogger(run)
     try:
-        logger.tags(tags or {})
+        logger.tags({**(tags or {}), "nova.host": socket.gethostname(), "nova.pid": os.getpid()})
         yield logger
     except BaseException:
         mlflow.end_run(status="FAILED")
         raise
     else:
         mlflow.end_run(status="FINISHED")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_orphaned_runs(experiment_id: str) -> list[str]:
+    """Mark FAILED the RUNNING runs of this host whose process is gone (a kill -9).
+
+    A killed process cannot close its run; the next run on the same machine does it, with
+    the reason as a tag. Runs of other hosts are left alone (their process may be alive).
+    """
+    client = MlflowClient()
+    host = socket.gethostname()
+    found = client.search_runs([experiment_id],
+                               filter_string=f"attributes.status = 'RUNNING' and tags.`nova.host` = '{host}'",
+                               max_results=200)
+    closed = []
+    for r in found:
+        pid = r.data.tags.get("nova.pid", "")
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            client.set_tag(r.info.run_id, "nova.failed_reason",
+                           f"process {pid} on {host} ended without closing the run (killed?)")
+            client.set_terminated(r.info.run_id, status="FAILED")
+            closed.append(r.info.run_id)
+    if closed:
+        log.warning("marked %d orphaned run(s) FAILED: %s", len(closed), ", ".join(closed))
+    return closed
 
 
 def run_ui_url(run: RunLogger) -> str:

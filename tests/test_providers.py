@@ -124,6 +124,12 @@ def test_killed_run_resumes_without_asking_twice(tmp_path, demo_dir, own_cache, 
     repeated = [h for h, n in answered.items() if n > 1]
     assert max(answered.values()) <= 2 and len(repeated) <= 2
     assert m["run/cache_hits"] >= first - 2
+    # the killed run was closed as FAILED (with the reason) when the next run started
+    client = run_store(tmp_path)
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
+    killed = [r for r in runs if r.info.status == "FAILED"][0]
+    assert "ended without closing the run" in killed.data.tags["nova.failed_reason"]
 
 
 def test_timeouts_truncated_bodies_and_resets_are_retried(tmp_path, demo_dir, own_cache, monkeypatch):
