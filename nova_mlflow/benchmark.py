@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from nova_mlflow import __version__, tracking
-from nova_mlflow.answers import AnswerLog, read_answers
+from nova_mlflow.answers import AnswerLog, latest_answers, read_answers
 from nova_mlflow.data import Dataset, cases_frame, load_dataset
 from nova_mlflow.data.images import read_bytes
 from nova_mlflow.errors import InputError, ProviderError
@@ -33,6 +33,7 @@ from nova_mlflow.paths import cache_dir
 from nova_mlflow.pricing import PRICES_AS_OF, load_prices
 from nova_mlflow.runner import Job, RetryPolicy, RunStats, run_jobs
 from nova_mlflow.secrets import KEY_VARS, api_key, safe_url
+from nova_mlflow.sync import TrackingUnavailable, save_pending
 from nova_mlflow.usage import usage_metrics
 from nova_mlflow.schemas import (
     ALL_TASKS,
@@ -202,6 +203,35 @@ def _log_results(run: tracking.RunLogger, scores: Scores, cases: list, answers_p
     run.artifact(build_report(out_dir, metrics, title, params), "results")
 
 
+def _score_and_log(run: tracking.RunLogger, cfg: RunConfig, dataset: Dataset, answers: list,
+                   frame: Frame, judge, prices: dict, params: dict, answers_path: Path,
+                   title: str, run_metrics: dict) -> Scores:
+    """Score the answers and log everything about them into `run`."""
+    amap = {(a.filename, a.task): a for a in answers}
+    scores = score(dataset.cases, amap, cfg.tasks,
+                   ScoreContext(frame, cfg.judge, cfg.model, matcher=judge))
+    for task, ts in scores.tasks.items():
+        ts.metrics.update(usage_metrics([a for a in answers if a.task is task], cfg.model, prices))
+    if judge is not None and Task.diagnosis in scores.tasks:
+        scores.tasks[Task.diagnosis].metrics.update(judge.metrics(prices))
+    run.metrics(run_metrics)
+    _log_results(run, scores, dataset.cases, answers_path, title, params)
+    return scores
+
+
+def log_pending_run(run_id: str, cfg: RunConfig, answers_path: Path, title: str) -> Scores:
+    """`nova-mlflow sync`: results of a run whose server was away, logged into that run."""
+    frame, _ = check_config(cfg)
+    judge = make_judge(cfg.judge, cfg.concurrency, cfg.retry)
+    dataset = load_dataset(cfg.data, images_dir=cfg.images).limited(cfg.limit)
+    answers = list(latest_answers(answers_path).values())
+    with tracking.resume_run(run_id) as run:
+        params = dict(tracking.get_run(run_id).data.params)
+        scores = _score_and_log(run, cfg, dataset, answers, frame, judge, load_prices(cfg.prices),
+                                params, answers_path, title, {"run/synced": 1.0})
+    return scores
+
+
 def _check_key(model: str) -> None:
     """A missing key fails before any work, naming the variable to set."""
     kind = provider_kind(model)
@@ -271,18 +301,21 @@ def run_benchmark(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
         finally:
             if cache is not None:
                 cache.close()
-        amap = {(a.filename, a.task): a for a in answers}
-        scores = score(dataset.cases, amap, cfg.tasks,
-                       ScoreContext(frame, cfg.judge, cfg.model, matcher=judge))
-        for task, ts in scores.tasks.items():
-            ts.metrics.update(usage_metrics([a for a in answers if a.task is task], cfg.model,
-                                            prices))
-        if judge is not None and Task.diagnosis in scores.tasks:
-            scores.tasks[Task.diagnosis].metrics.update(judge.metrics(prices))
         run_metrics = {"run/requests": float(stats.requests),
                        "run/cache_hits": float(stats.cache_hits), "run/retries": float(stats.retries)}
-        run.metrics(run_metrics)
-        _log_results(run, scores, dataset.cases, answers_path, f"NOVA results: {run_name}", params)
+        title = f"NOVA results: {run_name}"
+        try:
+            scores = _score_and_log(run, cfg, dataset, answers, frame, judge, prices, params,
+                                    answers_path, title, run_metrics)
+        except Exception as exc:
+            if not tracking.is_unreachable(exc):
+                raise
+            pending = save_pending(answers_path.parent, run_id=run.run_id,
+                                   tracking_uri=tracking.tracking_uri(),
+                                   config=cfg.model_dump(mode="json"), title=title)
+            raise TrackingUnavailable(
+                f"the tracking server could not be reached; answers and run config are kept "
+                f"in {pending.parent}; run `nova-mlflow sync` once it is back") from None
         log.info("\n%s", text_table(scores.metrics, f"Run {run.run_id}: {run_name}"))
         log.info("open it with: %s", tracking.run_ui_url(run))
         errors = sum(int(s.metrics.get("api_errors", 0)) for s in scores.tasks.values())

@@ -95,10 +95,42 @@ def start_run(experiment: str, run_name: str | None = None,
         logger.tags({**(tags or {}), "nova.host": socket.gethostname(), "nova.pid": os.getpid()})
         yield logger
     except BaseException:
+        try:
+            mlflow.end_run(status="FAILED")
+        except Exception as exc:  # the server may be the thing that failed; keep the first error
+            log.warning("could not mark run %s FAILED (%s)", logger.run_id, type(exc).__name__)
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
+@contextmanager
+def resume_run(run_id: str) -> Iterator[RunLogger]:
+    """Reopen an existing run (to log results kept on disk); FINISHED or FAILED at the end."""
+    tracking_uri()
+    run = mlflow.start_run(run_id=run_id)
+    logger = RunLogger(run)
+    try:
+        yield logger
+    except BaseException:
         mlflow.end_run(status="FAILED")
         raise
     else:
         mlflow.end_run(status="FINISHED")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Did this fail because the tracking server could not be reached?"""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = f"{type(e).__name__} {e}"
+        if any(k in text for k in ("ConnectionError", "Connection refused", "Max retries exceeded",
+                                   "NewConnectionError", "RemoteDisconnected", "timed out")):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _alive(pid: int) -> bool:
