@@ -201,3 +201,17 @@ def test_retrieval_handles_empty_inputs() -> None:
     assert RetrievalIndex([]).rank("anything", "x") == []
     index = RetrievalIndex([("a", "g", "the and of", "L")])
     assert index.rank("the", "h", k=3) == ["L"]
+
+
+def test_plane_guess_on_the_demo_set(demo_dir):
+    """The baseline names the plane in its captions; on the demo set it is nearly always right."""
+    from nova_mlflow.baseline.plane import guess_plane
+    from nova_mlflow.data import load_dataset
+    from nova_mlflow.data.images import load_gray
+
+    cases = load_dataset(demo_dir).cases
+    right = sum(guess_plane(load_gray(c.image_path)) == c.derived.plane for c in cases)
+    assert right >= 0.9 * len(cases)
+    import numpy as np
+
+    assert guess_plane(np.zeros((480, 480), np.uint8)) is None

@@ -50,9 +50,11 @@ class BaselineProvider:
                 return Response(text="no target")
             return Response(text=json.dumps([[round(v, 1) for v in b] for b in boxes]))
         from nova_mlflow.baseline.describe import describe, lesion_signal
+        from nova_mlflow.baseline.plane import guess_plane
 
         signals = [lesion_signal(image, b) for b in boxes]
-        return Response(text=describe(boxes, image.shape, plane=None, mean_signal=signals))
+        return Response(text=describe(boxes, image.shape, plane=guess_plane(image),
+                                      mean_signal=signals))
 
 
 def _decode(png: bytes | None) -> np.ndarray:
