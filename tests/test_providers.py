@@ -38,6 +38,13 @@ def _server(monkeypatch, plan: FaultPlan = FaultPlan(), **kw) -> FakeModelServer
     return srv
 
 
+def _canned(route: str, model: str, prompt: str, image: bytes | None) -> str:
+    from nova_mlflow.testing.fake_server import guess_task
+
+    return {"localization": "[[100, 100, 150, 150]]", "diagnosis": "1. Glioblastoma",
+            "captioning": "Axial FLAIR image shows a lesion."}.get(guess_task(prompt), "no")
+
+
 def _run(*args: str) -> tuple[int, dict, str]:
     res = CliRunner().invoke(main, ["run", "--no-progress", "--retry-base", "0.01", "--json", *args])
     return res.exit_code, (json.loads(res.stdout) if res.stdout.strip() else {}), res.stderr
@@ -133,11 +140,12 @@ def test_killed_run_resumes_without_asking_twice(tmp_path, demo_dir, own_cache, 
 
 
 def test_timeouts_truncated_bodies_and_resets_are_retried(tmp_path, demo_dir, own_cache, monkeypatch):
-    plan = FaultPlan(rate_slow=0.1, slow_s=2.0, rate_truncated=0.1, rate_reset=0.1, seed=5)
-    srv = _server(monkeypatch, plan)
+    plan = FaultPlan(rate_slow=0.1, slow_s=4.0, rate_truncated=0.1, rate_reset=0.1, seed=5)
+    # canned answers: only the injected slow answers may pass the timeout, even on a busy machine
+    srv = _server(monkeypatch, plan, script=_canned)
     try:
         code, m, err = _run("--data", str(demo_dir), "--model", "gpt-4o", "--limit", "12",
-                            "--timeout", "0.5")
+                            "--timeout", "1.5")
     finally:
         srv.stop()
     assert code == 0, err
