@@ -34,6 +34,7 @@ from nova_mlflow.pricing import PRICES_AS_OF, load_prices
 from nova_mlflow.runner import Job, RetryPolicy, RunStats, run_jobs
 from nova_mlflow.secrets import KEY_VARS, api_key, safe_url
 from nova_mlflow.sync import TrackingUnavailable, save_pending
+from nova_mlflow.tracking_traces import Tracer
 from nova_mlflow.usage import usage_metrics
 from nova_mlflow.schemas import (
     ALL_TASKS,
@@ -78,6 +79,7 @@ class RunConfig(BaseModel):
     use_cache: bool = True
     refresh: bool = False
     prices: str | None = None
+    traces: bool = True  # one MLflow trace per call + per-case assessments (tracking_traces)
 
 
 @dataclass
@@ -291,13 +293,16 @@ def run_benchmark(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
         answers_path = run_dir(run.run_id) / "answers.jsonl"
         log.info("answers are written to %s as they arrive", answers_path)
         stats = RunStats()
+        tracer = Tracer(run.run_id, run.experiment_id, cfg.model,  # one trace per call
+                        {t: p.name for t, p in prompts.items()}, frame) if cfg.traces else None
         try:
             with AnswerLog(answers_path) as alog:
                 answers = run_jobs(provider, jobs, partial(make_request, prompts=prompts,
                                                            settings=cfg.settings),
                                    alog.write, concurrency=cfg.concurrency, progress=cfg.progress,
                                    policy=cfg.retry, rpm=cfg.rpm, cache=cache,
-                                   refresh=cfg.refresh, stats=stats, frame=frame.value)
+                                   refresh=cfg.refresh, stats=stats, frame=frame.value,
+                                   tracer=tracer)
         finally:
             if cache is not None:
                 cache.close()
@@ -307,6 +312,8 @@ def run_benchmark(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
         try:
             scores = _score_and_log(run, cfg, dataset, answers, frame, judge, prices, params,
                                     answers_path, title, run_metrics)
+            if tracer is not None:  # after scoring; the traces exported while calls ran
+                tracer.log_scores(scores, dataset.cases)
         except Exception as exc:
             if not tracking.is_unreachable(exc):
                 raise

@@ -6,6 +6,7 @@ Logs go to stderr; with --json, stdout carries exactly one JSON object. Exit cod
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -72,9 +73,14 @@ def _fail(exc: Exception, code: int) -> None:
 
 
 def _call(fn, *args):
-    """Run a library call and map its errors to the documented exit codes."""
+    """Run a library call and map its errors to the documented exit codes.
+
+    Anything a library prints (MLflow prints "View run ... at ..." for server runs) goes to
+    stderr: stdout is reserved for the one --json object.
+    """
     try:
-        return fn(*args)
+        with contextlib.redirect_stdout(sys.stderr):
+            return fn(*args)
     except NovaError as exc:
         _fail(exc, exc.exit_code)
     except ValidationError as exc:  # a bad flag value caught by a config model
@@ -158,6 +164,8 @@ def run_options(fn):
         click.option("--prices", type=click.Path(dir_okay=False), default=None,
                      help="JSON price table (USD per million tokens) overriding the built-in one."),
         click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+        click.option("--no-traces", is_flag=True,
+                     help="No MLflow trace per call (for very large sweeps; see BENCHMARKS.md)."),
         json_option,
     ]
     for opt in reversed(options):
@@ -178,7 +186,7 @@ def _run_config(model: str, prompt_map: dict, o: dict):
         settings=GenerationSettings(temperature=o["temperature"], max_tokens=o["max_tokens"],
                                     seed=o["seed"]),
         base_url=o["base_url"], rpm=o["rpm"], use_cache=not o["no_cache"], refresh=o["refresh"],
-        prices=o["prices"],
+        prices=o["prices"], traces=not o["no_traces"],
         retry=RetryPolicy(max_retries=o["max_retries"], base_delay=o["retry_base"],
                           timeout=o["timeout"])))
 
@@ -212,8 +220,11 @@ def sweep(models, prompts, **o) -> None:
     from nova_mlflow.sweep import parse_prompt_lists, run_sweep
 
     grid = _call(parse_prompt_lists, prompts)
+    models = [m.strip() for v in models for m in v.split(",") if m.strip()]  # MLproject: "a,b"
+    if not models:
+        _fail(InputError("--model: no model name given"), 2)
     cfg = _run_config(models[0], {}, o)
-    summary = _call(run_sweep, cfg, list(models), grid)
+    summary = _call(run_sweep, cfg, models, grid)
     if o["as_json"]:
         _emit_json({"parent_run_id": summary.parent_run_id,
                     "children": {c.run_id: c.metrics for c in summary.children}})
@@ -270,3 +281,78 @@ def validate(data, images, no_images, as_json) -> None:
         click.echo(f"ok: {ds.source}: {facts['cases']} cases, {facts['case_ids']} case ids, "
                    f"{facts['final_diagnoses']} final diagnoses, {facts['gold_boxes']} gold boxes "
                    f"({ds.layout} layout, digest {ds.digest})")
+
+
+@main.command()
+@click.option("--experiment", default=None,
+              help="Compare the finished runs of this experiment (sweep parents and compare "
+                   "runs left out) [default: nova-demo, unless --run is given].")
+@click.option("--run", "runs", multiple=True, metavar="ID",
+              help="A run to compare (repeat); replaces the experiment's runs.")
+@click.option("--baseline", default=None, metavar="ID",
+              help="Run the others are compared with [default: the first --run, or the oldest].")
+@click.option("--metric", "metrics", multiple=True, metavar="KEY",
+              help="Metric to compare (repeat or comma-separate) [default: every metric that "
+                   "is a mean over cases and that all runs have].")
+@click.option("--resamples", type=WholeNumber(100, 100_000), default=2000, show_default=True,
+              help="Bootstrap resamples.")
+@click.option("--seed", type=WholeNumber(), default=None,
+              help="Bootstrap seed [default: the package's fixed seed].")
+@click.option("--no-log", is_flag=True, help="Print only; log no comparison run.")
+@json_option
+def compare(experiment, runs, baseline, metrics, resamples, seed, no_log, as_json) -> None:
+    """Runs side by side, with paired bootstrap 95% CIs and p-values vs a baseline run."""
+    from nova_mlflow.compare import CompareConfig, run_compare, to_json
+
+    extra = {"seed": seed} if seed is not None else {}
+    cfg = _call(lambda: CompareConfig(experiment=experiment, runs=list(runs), baseline=baseline,
+                                      metrics=list(metrics), log=not no_log, resamples=resamples,
+                                      **extra))
+    comp = _call(run_compare, cfg)
+    if as_json:
+        _emit_json(to_json(comp))
+
+
+@main.command()
+@click.option("--run", "run_id", required=True, metavar="ID", help="The run to register.")
+@click.option("--registered-model", required=True, metavar="NAME",
+              help="Registered model that gets the new version (aliases challenger/champion).")
+@click.option("--metric", "metrics", multiple=True, metavar="KEY",
+              help="Metric that must improve (repeat or comma-separate; all must pass) "
+                   "[default: localization/mAP30, else diagnosis/top1, else captioning/meteor].")
+@click.option("--min-delta", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Smallest gain that counts, as a fraction (0.02 = 2 percentage points).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+              show_default=True, help="The gain must have a paired bootstrap p-value below this.")
+@click.option("--resamples", type=WholeNumber(100, 100_000), default=2000, show_default=True,
+              help="Bootstrap resamples.")
+@click.option("--seed", type=WholeNumber(), default=None,
+              help="Bootstrap seed [default: the package's fixed seed].")
+@json_option
+def gate(run_id, registered_model, metrics, min_delta, alpha, resamples, seed, as_json) -> None:
+    """Register a run's configuration; promote it to `champion` only on a real gain (exit 1 if not)."""
+    from nova_mlflow.gate import GateConfig, run_gate
+
+    extra = {"seed": seed} if seed is not None else {}
+    cfg = _call(lambda: GateConfig(run_id=run_id, registered_model=registered_model,
+                                   metrics=list(metrics), min_delta=min_delta, alpha=alpha,
+                                   resamples=resamples, **extra))
+    result = _call(run_gate, cfg)  # the reason goes to stderr as a log line
+    if as_json:
+        _emit_json(result.as_json())
+    sys.exit(0 if result.promoted else 1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the synced run ids as JSON.")
+def sync(as_json) -> None:
+    """Log runs whose tracking server was unreachable at the end (results kept on disk)."""
+    from nova_mlflow.sync import pending_runs, sync_all
+
+    if not pending_runs():
+        click.echo("nothing to sync", err=True)
+    done = _call(sync_all)
+    if as_json:
+        _emit_json({"synced": done})
+    elif done:
+        click.echo(f"synced {len(done)} run(s): {', '.join(done)}", err=True)

@@ -16,7 +16,9 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
@@ -70,6 +72,13 @@ def error_text(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]) or ""
 
 
+class AttemptObserver(Protocol):
+    """What the runner tells a trace span (tracking_traces.CallSpan) about failed attempts."""
+
+    def attempt_failed(self, attempt: int, status: int | None, error: str, retryable: bool,
+                       delay_s: float | None) -> None: ...
+
+
 @dataclass
 class RunStats:
     requests: int = 0  # HTTP-level attempts made this run
@@ -79,7 +88,9 @@ class RunStats:
 
 async def call_with_retries(provider: Provider, request: Request, policy: RetryPolicy,
                             limiter: RateLimiter, rng: random.Random,
-                            stats: RunStats) -> tuple[Response, int]:
+                            stats: RunStats, span: AttemptObserver | None = None
+                            ) -> tuple[Response, int]:
+    """`span`, when given, gets one event per failed attempt (the last one too)."""
     attempt = 0
     while True:
         await limiter.wait()
@@ -91,18 +102,24 @@ async def call_with_retries(provider: Provider, request: Request, policy: RetryP
             raise
         except Exception as exc:
             info = classify(exc)
-            if not info.retryable or attempt >= policy.max_retries:
+            final = not info.retryable or attempt >= policy.max_retries
+            delay = None if final else policy.delay(attempt, info.retry_after, rng)
+            if span is not None:
+                span.attempt_failed(attempt + 1, info.status, error_text(exc), info.retryable,
+                                    delay)
+            if final:
                 exc.attempts = attempt + 1  # type: ignore[attr-defined]
                 raise
             stats.retries += 1
-            await asyncio.sleep(policy.delay(attempt, info.retry_after, rng))
+            await asyncio.sleep(delay or 0.0)
             attempt += 1
 
 
 async def _run_all(provider: Provider, jobs: Sequence[Job], make_request: Callable[[Job], Request],
                    on_answer: Callable[[Answer], None], *, concurrency: int, progress: bool,
                    policy: RetryPolicy, rpm: float | None, cache: ResponseCache | None,
-                   refresh: bool, stats: RunStats, frame: str | None) -> list[Answer]:
+                   refresh: bool, stats: RunStats, frame: str | None,
+                   tracer: Any = None) -> list[Answer]:
     sem = asyncio.Semaphore(max(1, concurrency))
     limiter = RateLimiter(rpm)
     rng = random.Random(0)
@@ -123,26 +140,36 @@ async def _run_all(provider: Provider, jobs: Sequence[Job], make_request: Callab
             start = time.perf_counter()
             resp = cache.get(key) if cache is not None and key and not refresh else None
             attempts = 0
-            try:
-                if resp is not None:
-                    stats.cache_hits += 1
-                else:
-                    resp, attempts = await call_with_retries(provider, request, policy, limiter,
-                                                             rng, stats)
-                    if cache is not None and key:
-                        cache.put(key, provider.name, provider.model, resp)
-                answer = Answer(**base, text=resp.text,
-                                status="refused" if resp.refused else "answered",
-                                latency_s=round(time.perf_counter() - start, 4),
-                                input_tokens=resp.input_tokens, output_tokens=resp.output_tokens,
-                                attempts=attempts, cached=resp.cached)
-            except NoAnswer:
-                bar.update(1)
-                return None  # counted as missing by scoring
-            except Exception as exc:  # provider failures are results, never crashes
-                answer = Answer(**base, text=None, status="api_error", error=error_text(exc),
-                                latency_s=round(time.perf_counter() - start, 4),
-                                attempts=getattr(exc, "attempts", attempts or 1))
+            # one trace per call, cache hits included (tracking_traces: re-logged, cached=True)
+            with (tracer.span(job.case, job.task, request, cached=resp is not None)
+                  if tracer is not None else nullcontext()) as span:
+                if span is not None:
+                    base["trace_id"] = span.trace_id
+                try:
+                    if resp is not None:
+                        stats.cache_hits += 1
+                    else:
+                        resp, attempts = await call_with_retries(provider, request, policy,
+                                                                 limiter, rng, stats, span)
+                        if cache is not None and key:
+                            cache.put(key, provider.name, provider.model, resp)
+                    answer = Answer(**base, text=resp.text,
+                                    status="refused" if resp.refused else "answered",
+                                    latency_s=round(time.perf_counter() - start, 4),
+                                    input_tokens=resp.input_tokens,
+                                    output_tokens=resp.output_tokens,
+                                    attempts=attempts, cached=resp.cached)
+                except NoAnswer:
+                    if span is not None:
+                        span.finish(None)
+                    bar.update(1)
+                    return None  # counted as missing by scoring
+                except Exception as exc:  # provider failures are results, never crashes
+                    answer = Answer(**base, text=None, status="api_error", error=error_text(exc),
+                                    latency_s=round(time.perf_counter() - start, 4),
+                                    attempts=getattr(exc, "attempts", attempts or 1))
+                if span is not None:
+                    span.finish(answer)
             on_answer(answer)
             bar.update(1)
             if stats.retries or stats.cache_hits:
@@ -171,9 +198,13 @@ def run_jobs(
     refresh: bool = False,
     stats: RunStats | None = None,
     frame: str | None = None,
+    tracer: Any = None,
 ) -> list[Answer]:
-    """`frame` is recorded on localization answers (schema v2) so they can be re-read later."""
+    """`frame` is recorded on localization answers (schema v2) so they can be re-read later.
+
+    `tracer` (tracking_traces.Tracer) opens one trace per job, cache hits included.
+    """
     return asyncio.run(_run_all(provider, jobs, make_request, on_answer, concurrency=concurrency,
                                 progress=progress, policy=policy or RetryPolicy(), rpm=rpm,
                                 cache=cache, refresh=refresh, stats=stats or RunStats(),
-                                frame=frame))
+                                frame=frame, tracer=tracer))

@@ -149,6 +149,7 @@ class Answer(BaseModel):
     cached: bool | None = None
     image_sha256: str | None = None  # what was actually sent, so the frame applies to it
     image_size: tuple[int, int] | None = None
+    trace_id: str | None = None  # the MLflow trace of this call (additive: no version bump)
 
 
 class LocalizationPrediction(Frozen):

@@ -1,0 +1,239 @@
+"""NOVA's per-case metrics as MLflow assessments: the run's feedback and GenAI custom scorers.
+
+Why one module for both: a benchmark run logs, onto each case's trace, feedback computed by
+the scoring layer (its per-case tables); a team using `mlflow.genai.evaluate` on its own
+predict function gets the same feedback names, values and rationales from the scorers here.
+Both go through `feedback_for(task, row)`, and the rows are built from the same pure
+functions (parsing.py, metrics/, matching.py), so nothing is re-implemented.
+
+Expectations (ground truth, one key per task): `gold_boxes` (pixel [x1, y1, x2, y2] of the
+original image), `expert_caption`, `final_diagnosis`. Scorer `outputs` may be the raw answer
+text or a dict with "text" (and "frame" for boxes in a model's own frame); the image size is
+read from `inputs["image"]` when given, else 480 x 480.
+
+Per-case BLEU is not offered: unsmoothed sentence BLEU on one short caption is ~0 almost
+always; BLEU stays the corpus figure of the run (captioning/bleu).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mlflow.entities import Feedback
+from mlflow.genai.scorers import scorer
+
+from nova_mlflow.frames import Frame
+from nova_mlflow.matching import Matcher, OfflineMatcher
+from nova_mlflow.metrics import captioning as cap
+from nova_mlflow.metrics import diagnosis as dx
+from nova_mlflow.metrics import localization as loc
+from nova_mlflow.metrics.language import words
+from nova_mlflow.metrics.status import read_status
+from nova_mlflow.parsing import parse_answer
+from nova_mlflow.schemas import Box, Case, Task
+from nova_mlflow.tracking_traces import SOURCE, CaseAssessments
+
+K = 5
+DEFAULT_SIZE = (480, 480)
+
+#: Feedback names per task (the columns of the Evaluation runs view).
+FEEDBACK_NAMES: dict[Task, tuple[str, ...]] = {
+    Task.localization: ("best_iou", "hit_iou30", "hit_iou50", "ap30"),
+    Task.captioning: ("clinical_keyword_f1", "modality_keyword_f1", "meteor",
+                      "normal_abnormal_correct"),
+    Task.diagnosis: ("top1", "top5", "diagnosis_rank"),
+}
+STATUS_FEEDBACK = "answer_status"
+
+
+# --- ground truth -----------------------------------------------------------------------------
+
+def expectations_for(case: Case, task: Task) -> dict[str, Any]:
+    """The case's ground truth for one task, as expectation name -> value."""
+    if task is Task.localization:
+        return {"gold_boxes": [[round(v, 1) for v in b.as_list()] for b in case.gold_boxes]}
+    if task is Task.captioning:
+        return {"expert_caption": case.caption} if words(case.caption) else {}
+    return {"final_diagnosis": case.final_diagnosis}
+
+
+# --- per-case rows (the same keys as the scoring layer's per-case tables) ---------------------
+
+def localization_row(text: str | None, gold: Sequence[Box], frame: Frame = Frame.pixel_xyxy,
+                     size: tuple[int, int] = DEFAULT_SIZE) -> dict[str, Any]:
+    p = parse_answer(Task.localization, text, frame=frame, sent=size, original=size)
+    preds = list(p.prediction.boxes) if p.ok else []  # type: ignore[union-attr]
+    pc = loc.per_case(preds, gold)
+    return {"status": "answered" if p.ok else "parse_failure", "error": p.error or "",
+            "best_iou": pc.best_iou, "detected30": pc.detected30, "n_gold": len(gold),
+            "false_positives30": pc.false_positives30, "ap30": pc.ap30,
+            "gold_boxes": json.dumps([[round(v, 1) for v in b.as_list()] for b in gold]),
+            "pred_boxes": json.dumps([[round(v, 1) for v in b.as_list()] for b in preds])}
+
+
+def caption_row(text: str | None, caption: str) -> dict[str, Any]:
+    from nova_mlflow.nlp_resources import wordnet
+
+    p = parse_answer(Task.captioning, text)
+    pred = p.prediction.text if p.ok else ""  # type: ignore[union-attr]
+    row: dict[str, Any] = {"status": "answered" if p.ok else "parse_failure",
+                           "error": p.error or ""}
+    kg, kp = cap.keywords(caption), cap.keywords(pred)
+    for kind in ("clinical", "modality"):
+        m = cap.match(getattr(kp, kind), getattr(kg, kind))
+        row |= {f"{kind}_hits": "; ".join(sorted(m.hits)),
+                f"{kind}_missed": "; ".join(sorted(m.missed)),
+                f"{kind}_extra": "; ".join(sorted(m.extra)), f"{kind}_f1": m.f1}
+    row["meteor"] = cap.meteor_scores([words(caption)], [words(pred)], wordnet())[0]
+    row["gt_binary"], row["pred_binary"] = read_status(caption), read_status(pred) or ""
+    row["binary_correct"] = row["gt_binary"] == read_status(pred)
+    return row
+
+
+def diagnosis_row(text: str | None, truth: str, matcher: Matcher | None = None) -> dict[str, Any]:
+    p = parse_answer(Task.diagnosis, text)
+    preds = list(p.prediction.diagnoses)[:K] if p.ok else []  # type: ignore[union-attr]
+    verdicts = (matcher or OfflineMatcher()).match_many([(d, truth) for d in preds])
+    rank = dx.first_match_rank([v.match for v in verdicts])
+    row: dict[str, Any] = {"status": "answered" if p.ok else "parse_failure",
+                           "error": p.error or "", "truth": truth, "rank": rank or 0,
+                           "top1": int(rank == 1), "top5": int(rank is not None and rank <= K)}
+    for j in range(K):
+        row[f"pred{j + 1}"] = preds[j] if j < len(preds) else ""
+        row[f"reason{j + 1}"] = verdicts[j].reason if j < len(verdicts) else ""
+    return row
+
+
+# --- row -> feedback ------------------------------------------------------------------------
+
+def _num(v: Any) -> float | None:
+    """A finite float, or None for a blank cell (NaN/None/"")."""
+    if v is None or v == "":
+        return None
+    f = float(v)
+    return None if math.isnan(f) else f
+
+
+def _problem(row: Mapping[str, Any]) -> str:
+    status = str(row.get("status") or "answered")
+    return "" if status == "answered" else f"{status}: {row.get('error') or ''}".strip(": ") + "; "
+
+
+def feedback_for(task: Task, row: Mapping[str, Any]) -> dict[str, tuple[Any, str | None]]:
+    """Feedback name -> (value, rationale) for one case's row of its task's per-case table."""
+    fb: dict[str, tuple[Any, str | None]] = {STATUS_FEEDBACK: (str(row.get("status") or "answered"),
+                                                               row.get("error") or None)}
+    why = _problem(row)
+    if task is Task.localization:
+        iou = _num(row.get("best_iou")) or 0.0
+        boxes = f"predicted {row.get('pred_boxes', '[]')} vs gold {row.get('gold_boxes', '[]')}"
+        det = (f"{int(row.get('detected30') or 0)}/{int(row.get('n_gold') or 0)} gold boxes "
+               f"found at IoU 0.3, {int(row.get('false_positives30') or 0)} false positives")
+        fb["best_iou"] = (round(iou, 4), why + boxes)
+        fb["hit_iou30"] = (iou >= 0.3, why + f"best IoU {iou:.3f}")
+        fb["hit_iou50"] = (iou >= 0.5, why + f"best IoU {iou:.3f}")
+        fb["ap30"] = (round(_num(row.get("ap30")) or 0.0, 4), why + det)
+    elif task is Task.captioning:
+        for kind in ("clinical", "modality"):
+            f1 = _num(row.get(f"{kind}_f1"))
+            if f1 is not None:
+                fb[f"{kind}_keyword_f1"] = (round(f1, 4), why + (
+                    f"hits: {row.get(f'{kind}_hits') or '-'} | missed: "
+                    f"{row.get(f'{kind}_missed') or '-'} | extra: {row.get(f'{kind}_extra') or '-'}"))
+        meteor = _num(row.get("meteor"))
+        if meteor is not None:
+            fb["meteor"] = (round(meteor, 4), why or None)
+        if row.get("gt_binary"):
+            fb["normal_abnormal_correct"] = (bool(row.get("binary_correct")), why + (
+                f"expert: {row.get('gt_binary')}, answer: {row.get('pred_binary') or 'not stated'}"))
+    else:
+        rank = int(_num(row.get("rank")) or 0)
+        preds = [(j, row.get(f"pred{j}") or "", row.get(f"reason{j}") or "")
+                 for j in range(1, K + 1) if row.get(f"pred{j}")]
+        first = f"#1 {preds[0][1]!r}: {preds[0][2]}" if preds else "no diagnosis given"
+        if rank:
+            hit = preds[rank - 1] if rank <= len(preds) else (rank, "", "")
+            top5_why = f"#{rank} {hit[1]!r}: {hit[2]}"
+        else:
+            top5_why = f"none of {len(preds)} matched {row.get('truth', '')!r}; " + first
+        fb["top1"] = (rank == 1, why + first)
+        fb["top5"] = (0 < rank <= K, why + top5_why)
+        fb["diagnosis_rank"] = (rank, why + "position of the first matching diagnosis; 0 = none")
+    return fb
+
+
+def case_assessments(trace_ids: Mapping[tuple[str, Task], str], scores: Any,
+                     cases: Sequence[Case]) -> list[CaseAssessments]:
+    """Expectations + feedback per traced (case, task) of a scored run."""
+    by_name = {c.filename: c for c in cases}
+    items: list[CaseAssessments] = []
+    for task, ts in scores.tasks.items():
+        for row in ts.table.to_dict(orient="records"):
+            tid = trace_ids.get((row["filename"], task))
+            case = by_name.get(row["filename"])
+            if tid is None or case is None:
+                continue
+            items.append(CaseAssessments(tid, expectations_for(case, task),
+                                         feedback_for(task, row)))
+    return items
+
+
+# --- MLflow GenAI scorers -----------------------------------------------------------------------
+
+def _text(outputs: Any) -> str | None:
+    if isinstance(outputs, Mapping):
+        return outputs.get("text", outputs.get("answer"))
+    return None if outputs is None else str(outputs)
+
+
+def _size(inputs: Any) -> tuple[int, int]:
+    image = inputs.get("image") if isinstance(inputs, Mapping) else None
+    if isinstance(image, Mapping) and image.get("width") and image.get("height"):
+        return int(image["width"]), int(image["height"])
+    return DEFAULT_SIZE
+
+
+def _feedbacks(task: Task, row: Mapping[str, Any]) -> list[Feedback]:
+    return [Feedback(name=name, value=value, rationale=rationale, source=SOURCE)
+            for name, (value, rationale) in feedback_for(task, row).items()
+            if name != STATUS_FEEDBACK]
+
+
+@scorer(name="nova_localization_iou")
+def nova_localization_iou(inputs: Any = None, outputs: Any = None,
+                          expectations: dict | None = None) -> list[Feedback]:
+    """Best IoU, hit at IoU 0.3 / 0.5 and AP@0.3 of the answer's boxes vs `gold_boxes`."""
+    gold_raw = (expectations or {}).get("gold_boxes")
+    if gold_raw is None:
+        return []
+    if isinstance(gold_raw, str):
+        gold_raw = json.loads(gold_raw)
+    gold = [Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3]) for b in gold_raw]
+    frame = Frame(outputs.get("frame") or Frame.pixel_xyxy.value) \
+        if isinstance(outputs, Mapping) else Frame.pixel_xyxy
+    return _feedbacks(Task.localization, localization_row(_text(outputs), gold, frame,
+                                                          _size(inputs)))
+
+
+@scorer(name="nova_caption_keywords")
+def nova_caption_keywords(outputs: Any = None, expectations: dict | None = None) -> list[Feedback]:
+    """Clinical / modality keyword F1 (hits, misses, extras as rationale), METEOR, status."""
+    caption = (expectations or {}).get("expert_caption")
+    if not words(caption):
+        return []
+    return _feedbacks(Task.captioning, caption_row(_text(outputs), caption))
+
+
+@scorer(name="nova_diagnosis_topk")
+def nova_diagnosis_topk(outputs: Any = None, expectations: dict | None = None) -> list[Feedback]:
+    """Top-1 / top-5 with the offline matcher's reason as rationale, and the match rank."""
+    truth = (expectations or {}).get("final_diagnosis")
+    if not truth:
+        return []
+    return _feedbacks(Task.diagnosis, diagnosis_row(_text(outputs), str(truth)))
+
+
+NOVA_SCORERS = [nova_localization_iou, nova_caption_keywords, nova_diagnosis_topk]

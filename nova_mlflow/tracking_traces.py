@@ -1,0 +1,274 @@
+"""Per-call MLflow traces and per-case assessments, for the GenAI "Evaluation runs" review.
+
+Why: MLflow 3's GenAI UI compares runs case by case when each case is a trace carrying its
+ground truth as expectations and its scores as feedback. So every provider call of a run is
+one trace (one root span, no children: an export costs one database write per span), linked
+to the run through the trace's `mlflow.sourceRun` metadata.
+
+What a span holds: inputs (case, task, prompt name + version, the rendered text sent, the
+image as sha256 + size + the dataset path, never its bytes), outputs (raw answer, parsed
+prediction), token usage, latency, status, and one `attempt_failed` event per failed attempt
+(with its HTTP status). No API key: the rendered prompt holds none, and every error text
+goes through `secrets.redact` again here. The openai/gemini autolog integrations are not
+used: they record the request as sent, i.e. the base64 image bytes.
+
+Cache hits: a cached answer gets a trace of its own (re-logged, not linked to the trace of the
+run that paid for it), tagged `nova.cached=true`, with no attempt events; so every run shows
+the same per-case view and its assessments stay its own.
+
+Export is asynchronous (MLflow's queue) and happens while later calls are in flight. After
+scoring, `log_assessments` flushes that queue (an assessment on a not-yet-exported trace
+fails with "Trace with ID ... not found") and writes all assessments of the run in ONE
+sqlite transaction when the store is the local SQL store (one commit instead of one per
+assessment: ~25 ms each on a busy disk); other stores get the public API from a thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlflow
+from mlflow.entities import AssessmentSource, Expectation, Feedback, SpanEvent, SpanType
+from mlflow.tracing.constant import SpanAttributeKey, TraceMetadataKey
+
+from nova_mlflow.parsing import parse_answer
+from nova_mlflow.frames import Frame
+from nova_mlflow.providers.base import Request
+from nova_mlflow.schemas import Answer, Case, Task
+from nova_mlflow.secrets import redact
+
+log = logging.getLogger("nova_mlflow")
+
+SOURCE = AssessmentSource(source_type="CODE", source_id="nova_mlflow")
+SPAN_NAME = "nova.{task}"
+EXPORT_WORKERS_VAR = "MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS"
+
+#: feedback name -> (value, rationale or None)
+FeedbackMap = Mapping[str, tuple[Any, str | None]]
+
+
+@dataclass
+class CaseAssessments:
+    """Everything logged onto one case's trace after scoring."""
+
+    trace_id: str
+    expectations: dict[str, Any]
+    feedback: dict[str, tuple[Any, str | None]] = field(default_factory=dict)
+
+
+class CallSpan:
+    """One provider call's root span; the runner reports failed attempts and the answer."""
+
+    def __init__(self, span: Any, frame: Frame | None, case: Case) -> None:
+        self._span = span
+        self._frame = frame
+        self._case = case
+        self.trace_id: str = span.trace_id
+
+    def attempt_failed(self, attempt: int, status: int | None, error: str, retryable: bool,
+                       delay_s: float | None) -> None:
+        """A span event per failed attempt (the final one too), with its HTTP status."""
+        attrs: dict[str, Any] = {"attempt": attempt, "status_code": status or 0,
+                                 "error": redact(error) or "", "retryable": retryable}
+        if delay_s is not None:
+            attrs["retry_in_s"] = round(delay_s, 3)
+        self._span.add_event(SpanEvent("attempt_failed", attributes=attrs))
+
+    def finish(self, answer: Answer | None) -> None:
+        """Outputs, usage and status from the answer record (None: the provider had none)."""
+        span = self._span
+        if answer is None:
+            span.set_attributes({"nova.status": "missing"})
+            span.set_outputs({"text": None, "status": "missing"})
+            span.set_status("ERROR")
+            return
+        outputs: dict[str, Any] = {"text": answer.text, "status": answer.status}
+        if answer.frame:
+            outputs["frame"] = answer.frame
+        if answer.status == "answered":
+            outputs["parsed"] = _parsed(answer, self._frame, self._case)
+        if answer.error:
+            outputs["error"] = redact(answer.error)
+        span.set_outputs(outputs)
+        attrs: dict[str, Any] = {"nova.status": answer.status, "nova.cached": bool(answer.cached),
+                                 "nova.attempts": answer.attempts or 0,
+                                 "nova.latency_s": answer.latency_s or 0.0}
+        if answer.input_tokens is not None or answer.output_tokens is not None:
+            i, o = answer.input_tokens or 0, answer.output_tokens or 0
+            attrs[SpanAttributeKey.CHAT_USAGE] = {"input_tokens": i, "output_tokens": o,
+                                                  "total_tokens": i + o}
+        span.set_attributes(attrs)
+        if answer.status == "api_error":
+            span.set_status("ERROR")
+
+
+def _parsed(answer: Answer, frame: Frame | None, case: Case) -> Any:
+    """The prediction as scoring will read it (or the parse error), for the trace's outputs."""
+    size = (case.image_width, case.image_height)
+    p = parse_answer(answer.task, answer.text, frame=frame or Frame.pixel_xyxy, sent=size,
+                     original=size)
+    if p.prediction is None:
+        return {"error": p.error}
+    return p.prediction.model_dump(mode="json", exclude={"schema_version"})
+
+
+class Tracer:
+    """Opens one trace per provider call of a run and remembers it per (filename, task)."""
+
+    def __init__(self, run_id: str, experiment_id: str, model: str,
+                 prompts: Mapping[Task, str] | None = None, frame: Frame | str | None = None) -> None:
+        self.run_id = run_id
+        self.experiment_id = experiment_id
+        self.model = model
+        self.prompts = {t: name for t, name in (prompts or {}).items()}
+        self.frame = Frame(frame) if frame else None
+        self.trace_ids: dict[tuple[str, Task], str] = {}
+        self.seconds = 0.0  # time spent in span bookkeeping on the caller's thread
+        if mlflow.get_tracking_uri().startswith("sqlite"):
+            # sqlite takes one writer at a time: MLflow's 10 export threads only contend for
+            # its lock (300 traces: 25 s with 10, 14 s with 1). Read when the export queue
+            # is first built; a value the user set is kept.
+            os.environ.setdefault(EXPORT_WORKERS_VAR, "1")
+
+    @contextmanager
+    def span(self, case: Case, task: Task, request: Request, *, cached: bool = False
+             ) -> Iterator[CallSpan | None]:
+        """Root span around one call (or cache hit); yields None if tracing is unavailable."""
+        t0 = time.perf_counter()
+        call: CallSpan | None = None
+        try:
+            inputs = {"filename": case.filename, "case_id": case.case_id, "task": task.value,
+                      "model": self.model,
+                      "prompt": {"name": self.prompts.get(task, ""),
+                                 "version": request.prompt_version},
+                      "text": request.prompt}
+            if request.image_png is not None:
+                w, h = request.image_size or (case.image_width, case.image_height)
+                inputs["image"] = {"sha256": request.image_sha256, "width": w, "height": h,
+                                   "path": str(case.image_path)}
+            span = mlflow.start_span_no_context(
+                SPAN_NAME.format(task=task.value), span_type=SpanType.LLM, inputs=inputs,
+                attributes={"nova.task": task.value, "nova.filename": case.filename,
+                            SpanAttributeKey.MODEL: self.model},
+                tags={"nova.task": task.value, "nova.filename": case.filename,
+                      "nova.case_id": case.case_id, "nova.cached": str(cached).lower(),
+                      "nova.prompt_version": request.prompt_version},
+                metadata={TraceMetadataKey.SOURCE_RUN: self.run_id},
+                experiment_id=self.experiment_id)
+            if getattr(span, "trace_id", None) and span.trace_id != "MLFLOW_NO_OP_SPAN_TRACE_ID":
+                call = CallSpan(span, self.frame, case)
+                self.trace_ids[(case.filename, task)] = call.trace_id
+        except Exception as exc:  # tracing must never cost an answer
+            log.debug("could not open a trace span: %s", exc)
+        self.seconds += time.perf_counter() - t0
+        try:
+            yield call
+        finally:
+            if call is not None:
+                t1 = time.perf_counter()
+                try:
+                    call._span.end()
+                except Exception as exc:
+                    log.debug("could not end a trace span: %s", exc)
+                self.seconds += time.perf_counter() - t1
+
+    def log_scores(self, scores: Any, cases: list[Case]) -> int:
+        """Expectations + feedback of every traced case of the scored run; returns how many."""
+        from nova_mlflow.tracking_scorers import case_assessments
+
+        t0 = time.perf_counter()
+        n = log_assessments(case_assessments(self.trace_ids, scores, cases), self.run_id)
+        log.info("%d assessments on %d traces logged in %.1f s", n, len(self.trace_ids),
+                 time.perf_counter() - t0)
+        return n
+
+
+# --- assessments ------------------------------------------------------------------------------
+
+def flush() -> None:
+    """Wait until every trace of this process is in the store (assessments need them there)."""
+    mlflow.flush_trace_async_logging()
+
+
+def _entities(item: CaseAssessments, run_id: str | None) -> list[Any]:
+    out: list[Any] = []
+    for name, value in item.expectations.items():
+        out.append(Expectation(name=name, value=value, source=SOURCE, trace_id=item.trace_id))
+    for name, (value, rationale) in item.feedback.items():
+        out.append(Feedback(name=name, value=value, source=SOURCE, trace_id=item.trace_id,
+                            rationale=redact(rationale) if rationale else None,
+                            metadata={"run_id": run_id} if run_id else None))
+    return out
+
+
+def log_case_assessments(trace_id: str, expectations: Mapping[str, Any],
+                         feedback: FeedbackMap) -> None:
+    """One case through the public API (flushes first: the trace must be in the store)."""
+    flush()
+    for name, value in expectations.items():
+        mlflow.log_expectation(trace_id=trace_id, name=name, value=value, source=SOURCE)
+    for name, (value, rationale) in feedback.items():
+        mlflow.log_feedback(trace_id=trace_id, name=name, value=value, source=SOURCE,
+                            rationale=redact(rationale) if rationale else None)
+
+
+def log_assessments(items: Iterable[CaseAssessments], run_id: str | None = None) -> int:
+    """All cases of a run: flush, then one transaction (sqlite) or a thread pool (server)."""
+    entities = [e for item in items for e in _entities(item, run_id)]
+    if not entities:
+        return 0
+    flush()
+    if _bulk_sql(entities):
+        return len(entities)
+    client = mlflow.MlflowClient()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda a: client._tracing_client.log_assessment(a.trace_id, a), entities))
+    return len(entities)
+
+
+def _bulk_sql(entities: list[Any]) -> bool:
+    """Insert assessments in one transaction on the local SQL store; False to fall back.
+
+    Mirrors SqlAlchemyStore.create_assessment minus its per-row commit (the assessment's
+    experiment id and trace timestamp are copied from the trace row, as it does). Uses MLflow
+    internals, so any surprise falls back to the public API.
+    """
+    try:
+        from mlflow.store.tracking.dbmodels.models import SqlAssessments, SqlTraceInfo
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        from mlflow.store.tracking.utils.sql_trace_rollups import rollups_enabled
+        from mlflow.tracking._tracking_service.utils import _get_store
+
+        store = _get_store()
+        if not isinstance(store, SqlAlchemyStore) or rollups_enabled():
+            return False
+        ids = sorted({e.trace_id for e in entities})
+        with store.ManagedSessionMaker() as session:
+            rows = {}
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                rows.update({r.request_id: r for r in session.query(SqlTraceInfo).filter(
+                    SqlTraceInfo.request_id.in_(chunk))})
+            missing = [t for t in ids if t not in rows]
+            if missing:
+                log.warning("%d trace(s) not in the store; their assessments are skipped",
+                            len(missing))
+            for e in entities:
+                info = rows.get(e.trace_id)
+                if info is None:
+                    continue
+                sql = SqlAssessments.from_mlflow_entity(e)
+                sql.experiment_id = info.experiment_id
+                sql.trace_timestamp_ms = info.timestamp_ms
+                session.add(sql)
+        return True
+    except Exception as exc:
+        log.debug("bulk assessment insert unavailable (%s); using the public API", exc)
+        return False

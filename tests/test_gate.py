@@ -1,0 +1,246 @@
+"""Model-registry gate: register, alias challenger, promote to champion only on a real gain.
+
+Runs of known quality come from `nova-mlflow evaluate` on answer files built from the demo
+set's ground truth (perfect answers for the first k cases by filename, wrong ones for the
+rest), so "better" and "worse" are exact and need no model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import run_store
+
+from nova_mlflow.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "nova-test"
+
+
+def answers_file(path: Path, demo_dir: Path, good: int, tasks=("localization", "diagnosis")) -> Path:
+    """Perfect answers for the first `good` cases (by filename), wrong ones for the others."""
+    from nova_mlflow.data import load_dataset
+
+    cases = sorted(load_dataset(demo_dir).cases, key=lambda c: c.filename)
+    rows = []
+    for i, c in enumerate(cases):
+        ok = i < good
+        if "localization" in tasks:
+            boxes = [b.as_list() for b in c.gold_boxes] if ok else [[0, 0, 5, 5]]
+            rows.append({"filename": c.filename, "task": "localization", "text": json.dumps(boxes)})
+        if "diagnosis" in tasks:
+            text = f"1. {c.final_diagnosis}" if ok else "1. Normal variant"
+            rows.append({"filename": c.filename, "task": "diagnosis", "text": text})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def evaluated_run(tmp_path: Path, demo_dir: Path, good: int, name: str,
+                  experiment: str = "gate-tests", tasks=("diagnosis",)) -> str:
+    """Run id of an evaluate run whose answers are right for `good` cases (diagnosis only
+    by default: it scores in ~2 s, localization's reports take longer)."""
+    f = answers_file(tmp_path / f"{name}.jsonl", demo_dir, good, tasks)
+    res = CliRunner().invoke(main, ["evaluate", "--data", str(demo_dir), "--outputs", str(f),
+                                    "--model", "gpt-4o", "--experiment", experiment,
+                                    "--run-name", name])
+    assert res.exit_code == 0, res.stderr
+    client = run_store(tmp_path)
+    exp = client.get_experiment_by_name(experiment)
+    (run,) = client.search_runs([exp.experiment_id], f"attributes.run_name = '{name}'")
+    return run.info.run_id
+
+
+def gate(run_id: str, *extra: str):
+    return CliRunner().invoke(main, ["gate", "--run", run_id, "--registered-model", MODEL,
+                                     "--json", *extra])
+
+
+def aliases(tmp_path) -> dict[str, str]:
+    return {k: str(v) for k, v in run_store(tmp_path).get_registered_model(MODEL).aliases.items()}
+
+
+def version_tags(tmp_path, version: str) -> dict[str, str]:
+    return run_store(tmp_path).get_model_version(MODEL, version).tags
+
+
+def test_no_champion_promotes_and_records_the_configuration(tmp_path, demo_dir):
+    run = evaluated_run(tmp_path, demo_dir, 19, "weak")
+    res = gate(run)
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["decision"] == "promoted" and out["version"] == "1" and out["checks"] == []
+    assert "no champion" in res.stderr
+    assert aliases(tmp_path) == {"champion": "1", "challenger": "1"}
+    client = run_store(tmp_path)
+    mv = client.get_model_version(MODEL, "1")
+    assert mv.tags["nova.run_id"] == run and mv.run_id == run
+    assert mv.tags["nova.gate_decision"] == "promoted"
+    assert "no champion" in mv.tags["nova.gate_reason"]
+    assert client.get_run(run).data.tags["nova.gate_decision"] == "promoted"
+    assert client.get_run(run).info.status == "FINISHED"  # tagged, not reopened
+
+
+def test_worse_challenger_is_rejected(tmp_path, demo_dir):
+    strong = evaluated_run(tmp_path, demo_dir, 43, "strong")
+    weak = evaluated_run(tmp_path, demo_dir, 19, "weak")
+    assert gate(strong).exit_code == 0
+    res = gate(weak)
+    assert res.exit_code == 1, res.stderr
+    out = json.loads(res.stdout)
+    assert out["decision"] == "rejected" and out["champion_run_id"] == strong
+    (check,) = out["checks"]
+    assert check["metric"] == "diagnosis/top1"  # the default for a run without localization
+    assert check["delta"] == pytest.approx(-24 / 48, abs=1e-3) and not check["passed"]
+    assert aliases(tmp_path) == {"champion": "1", "challenger": "2"}
+    tags = version_tags(tmp_path, "2")
+    assert tags["nova.gate_decision"] == "rejected"
+    assert "diagnosis/top1" in tags["nova.gate_reason"] and "min-delta" in tags["nova.gate_reason"]
+    assert run_store(tmp_path).get_run(weak).data.tags["nova.gate_decision"] == "rejected"
+    assert "rejected" in res.stderr
+
+
+def test_tie_is_rejected(tmp_path, demo_dir):
+    first = evaluated_run(tmp_path, demo_dir, 30, "first")
+    again = evaluated_run(tmp_path, demo_dir, 30, "again")  # same answers, another run
+    assert gate(first).exit_code == 0
+    res = gate(again)
+    assert res.exit_code == 1
+    (check,) = json.loads(res.stdout)["checks"]
+    assert check["delta"] == 0 and check["p_value"] == 1.0
+    assert aliases(tmp_path)["champion"] == "1"
+
+
+@pytest.mark.parametrize("good,flags,why", [
+    (20, [], "p >= alpha"),  # one more case right: not a real gain
+    (29, ["--min-delta", "0.3"], "min-delta"),  # a real gain, but smaller than asked
+])
+def test_small_or_uncertain_gain_is_rejected(tmp_path, demo_dir, good, flags, why):
+    champ = evaluated_run(tmp_path, demo_dir, 19, "champ")
+    chall = evaluated_run(tmp_path, demo_dir, good, "chall")
+    assert gate(champ).exit_code == 0
+    res = gate(chall, *flags)
+    assert res.exit_code == 1, res.stderr
+    (check,) = json.loads(res.stdout)["checks"]
+    assert check["delta"] > 0 and why in check["why"]
+    assert aliases(tmp_path)["champion"] == "1"
+
+
+def test_better_challenger_is_promoted_and_decision_recomputes_from_tables(tmp_path, demo_dir):
+    both = ("localization", "diagnosis")
+    weak = evaluated_run(tmp_path, demo_dir, 19, "weak", tasks=both)
+    strong = evaluated_run(tmp_path, demo_dir, 43, "strong", tasks=both)
+    assert gate(weak).exit_code == 0
+    res = gate(strong, "--metric", "localization/mAP30,diagnosis/top1", "--alpha", "0.01")
+    assert res.exit_code == 0, res.stderr
+    assert aliases(tmp_path) == {"champion": "2", "challenger": "2"}
+    tags = version_tags(tmp_path, "2")
+    assert tags["nova.gate_decision"] == "promoted" and tags["nova.gate_champion_run"] == weak
+
+    # Recompute from the two runs' logged per-case tables alone, with the logged seed.
+    from nova_mlflow.metrics.stats import paired_difference, resample_indices
+
+    client = run_store(tmp_path)
+    columns = {"localization/mAP30": ("localization", "ap30"), "diagnosis/top1": ("diagnosis", "top1")}
+
+    def per_case(run_id, metric):
+        task, col = columns[metric]
+        t = json.loads(Path(client.download_artifacts(
+            run_id, f"tables/{task}_cases.json", str(tmp_path / run_id[:8]))).read_text())
+        i, j = t["columns"].index("filename"), t["columns"].index(col)
+        return {row[i]: float(row[j]) for row in t["data"]}
+
+    details = {d["metric"]: d for d in json.loads(tags["nova.gate_details"])}
+    decisions = []
+    for metric in tags["nova.gate_metrics"].split(","):
+        a, b = per_case(weak, metric), per_case(strong, metric)
+        names = sorted(set(a) & set(b))
+        idx = resample_indices(len(names), int(tags["nova.gate_resamples"]), int(tags["nova.gate_seed"]))
+        d = paired_difference([a[n] for n in names], [b[n] for n in names], idx)
+        assert d.delta == pytest.approx(details[metric]["delta"])
+        assert d.p_value == details[metric]["p_value"]
+        decisions.append(d.delta >= float(tags["nova.gate_min_delta"])
+                         and d.p_value < float(tags["nova.gate_alpha"]))
+    assert set(details) == set(columns)
+    assert all(decisions) == (tags["nova.gate_decision"] == "promoted")
+
+
+def test_registered_model_answers_a_case_offline(tmp_path, demo_dir):
+    """The champion loads from the registry and answers as the run did (baseline, offline)."""
+    import mlflow
+    import pandas as pd
+
+    from nova_mlflow.data import load_dataset
+
+    res = CliRunner().invoke(main, ["run", "--limit", "2", "--no-progress", "--experiment", "b",
+                                    "--tasks", "localization,diagnosis", "--prompt", "diagnosis=v2"])
+    assert res.exit_code == 0, res.stderr
+    client = run_store(tmp_path)
+    (run,) = client.search_runs([client.get_experiment_by_name("b").experiment_id])
+    assert gate(run.info.run_id).exit_code == 0
+
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    cfg = model.model_config
+    assert cfg["model"] == "baseline" and cfg["prompts"]["diagnosis"]["version"] == "v2"
+    assert cfg["prompts"]["diagnosis"]["sha256"] == run.data.params["prompt.diagnosis.sha256"]
+    case = min(load_dataset("demo").cases, key=lambda c: c.filename)
+    out = model.predict(pd.DataFrame([
+        {"task": t, "filename": case.filename, "case_id": case.case_id,
+         "clinical_history": case.clinical_history, "caption": case.caption,
+         "image_path": str(case.image_path)} for t in ("localization", "diagnosis")]))
+    assert list(out["task"]) == ["localization", "diagnosis"] and out["error"].isna().all()
+    answers = Path(client.download_artifacts(run.info.run_id, "answers/answers.jsonl", str(tmp_path)))
+    logged = {(a["filename"], a["task"]): a["text"] for a in map(json.loads, answers.read_text().splitlines())}
+    for row in out.to_dict("records"):
+        assert row["text"] == logged[(case.filename, row["task"])]  # same answer as in the run
+    assert json.loads(out["prediction"][1])["diagnoses"]  # parsed into a ranked list
+    assert len(json.loads(out["prediction"][0])["boxes"]) >= 1
+    registry = mlflow.genai.load_prompt(run.data.params["prompt.diagnosis.uri"], link_to_model=False)
+    assert cfg["prompts"]["diagnosis"]["text"] == registry.template  # the text the run used
+
+
+def test_bad_input_exits_2(tmp_path, demo_dir):
+    res = gate("0123456789abcdef0123456789abcdef")
+    assert res.exit_code == 2
+    (line,) = [x for x in res.stderr.splitlines() if x.startswith("nova-mlflow:")]  # one line
+    assert "no such run" in line and "0123456789abcdef0123456789abcdef" in line
+    run = evaluated_run(tmp_path, demo_dir, 10, "r")
+    res = gate(run, "--metric", "localization/coco_mAP30")
+    assert res.exit_code == 2 and "localization/coco_mAP30" in res.stderr
+    res = gate(run, "--metric", "localization/mAP30")  # the run scored no localization
+    assert res.exit_code == 2 and "localization/mAP30" in res.stderr
+    assert run_store(tmp_path).search_registered_models() == []  # nothing registered
+
+
+@pytest.mark.slow
+def test_mlflow_run_gate_entry_point(tmp_path, demo_dir):
+    weak = evaluated_run(tmp_path, demo_dir, 19, "weak")
+    strong = evaluated_run(tmp_path, demo_dir, 43, "strong")
+    env = {k: v for k, v in os.environ.items()  # evaluate ran in-process: forget its experiment
+           if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+
+    def project(run_id):
+        return subprocess.run([sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "gate",
+                               "--env-manager", "local", "--experiment-name", "gating",
+                               "-P", f"run_id={run_id}", "-P", f"registered_model={MODEL}",
+                               "-P", "metric=diagnosis/top1", "-P", "min_delta=0.1"],
+                              capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env,
+                              check=False)
+
+    first = project(strong)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = project(weak)  # worse: the gate exits 1, so the mlflow run fails
+    assert second.returncode != 0
+    assert aliases(tmp_path) == {"champion": "1", "challenger": "2"}
+    assert version_tags(tmp_path, "2")["nova.gate_decision"] == "rejected"
+    client = run_store(tmp_path)
+    gating = client.search_runs([client.get_experiment_by_name("gating").experiment_id],
+                                order_by=["attributes.start_time ASC"])
+    assert [r.data.tags.get("nova.gate_decision") for r in gating] == ["promoted", "rejected"]
+    assert all(r.data.tags["nova.kind"] == "gate" for r in gating)
