@@ -87,6 +87,12 @@ def _call(fn, *args):
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
         _fail(InputError(f"--{field.replace('_', '-')}: {err['msg']}"), 2)
+    except Exception as exc:
+        # the tracking server refusing us (401/403, unknown experiment, ...): one line, exit 2
+        if type(exc).__name__ not in ("MlflowException", "RestException"):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        _fail(InputError(f"MLflow: {first} (check MLFLOW_TRACKING_URI and credentials)"), 2)
 
 
 def _emit_json(metrics: dict) -> None:

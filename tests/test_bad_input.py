@@ -135,3 +135,20 @@ def test_bad_flags_exit_2(tmp_path):
     assert res.exit_code == 2 and "no prompt version 'v99'" in res.stderr
     res = runner.invoke(main, ["run", "--model", "mystery-model", "--no-progress"])
     assert res.exit_code == 2 and "--frame" in res.stderr
+
+
+def test_tracking_server_refusing_us_is_one_line(tmp_path, demo_dir, monkeypatch):
+    """A URI whose server rejects the MLflow API (like 401 without credentials): exit 2, one line."""
+    from nova_mlflow.testing.fake_server import FakeModelServer
+
+    srv = FakeModelServer().start()  # answers 404 to every MLflow route
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", srv.url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    try:
+        res = CliRunner().invoke(main, ["run", "--limit", "1", "--tasks", "diagnosis", "--no-progress"])
+    finally:
+        srv.stop()
+    assert res.exit_code == 2
+    lines = [l for l in res.stderr.splitlines() if l.startswith("nova-mlflow: error:")]
+    assert len(lines) == 1 and "MLFLOW_TRACKING_URI" in lines[0]
+    assert "Traceback" not in res.stderr
