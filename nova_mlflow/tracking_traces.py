@@ -16,11 +16,14 @@ Cache hits: a cached answer gets a trace of its own (re-logged, not linked to th
 run that paid for it), tagged `nova.cached=true`, with no attempt events; so every run shows
 the same per-case view and its assessments stay its own.
 
-Export is asynchronous (MLflow's queue) and happens while later calls are in flight. After
+Export is asynchronous (MLflow's queue) and happens while later calls are in flight; on
+sqlite the queue gets one writer thread unless MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS is set
+(sqlite takes one writer at a time, more threads only contend for its lock). After
 scoring, `log_assessments` flushes that queue (an assessment on a not-yet-exported trace
 fails with "Trace with ID ... not found") and writes all assessments of the run in ONE
-sqlite transaction when the store is the local SQL store (one commit instead of one per
-assessment: ~25 ms each on a busy disk); other stores get the public API from a thread pool.
+sqlite transaction when the store is the local SQL store (instead of one transaction per
+assessment, ~25 ms each measured on this busy 2-core machine); other stores (a tracking
+server) get the public API from a thread pool.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ import mlflow
 from mlflow.entities import AssessmentSource, Expectation, Feedback, SpanEvent, SpanType
 from mlflow.tracing.constant import SpanAttributeKey, TraceMetadataKey
 
-from nova_mlflow.parsing import parse_answer
 from nova_mlflow.frames import Frame
+from nova_mlflow.parsing import parse_answer
 from nova_mlflow.providers.base import Request
 from nova_mlflow.schemas import Answer, Case, Task
 from nova_mlflow.secrets import redact
@@ -75,6 +78,13 @@ class CallSpan:
     def attempt_failed(self, attempt: int, status: int | None, error: str, retryable: bool,
                        delay_s: float | None) -> None:
         """A span event per failed attempt (the final one too), with its HTTP status."""
+        try:
+            self._event(attempt, status, error, retryable, delay_s)
+        except Exception as exc:  # noqa: BLE001 - tracing must never cost an answer
+            log.debug("could not record an attempt on a trace span: %s", exc)
+
+    def _event(self, attempt: int, status: int | None, error: str, retryable: bool,
+               delay_s: float | None) -> None:
         attrs: dict[str, Any] = {"attempt": attempt, "status_code": status or 0,
                                  "error": redact(error) or "", "retryable": retryable}
         if delay_s is not None:
@@ -83,6 +93,12 @@ class CallSpan:
 
     def finish(self, answer: Answer | None) -> None:
         """Outputs, usage and status from the answer record (None: the provider had none)."""
+        try:
+            self._finish(answer)
+        except Exception as exc:  # noqa: BLE001 - tracing must never cost an answer
+            log.debug("could not record an answer on a trace span: %s", exc)
+
+    def _finish(self, answer: Answer | None) -> None:
         span = self._span
         if answer is None:
             span.set_attributes({"nova.status": "missing"})
@@ -165,7 +181,7 @@ class Tracer:
             if getattr(span, "trace_id", None) and span.trace_id != "MLFLOW_NO_OP_SPAN_TRACE_ID":
                 call = CallSpan(span, self.frame, case)
                 self.trace_ids[(case.filename, task)] = call.trace_id
-        except Exception as exc:  # tracing must never cost an answer
+        except Exception as exc:  # noqa: BLE001 - tracing must never cost an answer
             log.debug("could not open a trace span: %s", exc)
         self.seconds += time.perf_counter() - t0
         try:
@@ -175,7 +191,7 @@ class Tracer:
                 t1 = time.perf_counter()
                 try:
                     call._span.end()
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - as above
                     log.debug("could not end a trace span: %s", exc)
                 self.seconds += time.perf_counter() - t1
 
@@ -269,6 +285,6 @@ def _bulk_sql(entities: list[Any]) -> bool:
                 sql.trace_timestamp_ms = info.timestamp_ms
                 session.add(sql)
         return True
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any surprise: the public API
         log.debug("bulk assessment insert unavailable (%s); using the public API", exc)
         return False

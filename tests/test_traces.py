@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import run_store
 
 from nova_mlflow.cli import main
 from nova_mlflow.schemas import Task
 from nova_mlflow.testing.fake_server import FakeModelServer, FaultPlan
-
-from conftest import run_store
 
 KEY = "sk-test-NOVA-7f3a9c1e5b"  # a fake key no trace may contain
 LIMIT = 8
@@ -193,8 +192,8 @@ def test_bulk_insert_reads_back_like_the_public_api(tmp_path):
 
 
 def test_feedback_rules():
-    from nova_mlflow.tracking_scorers import feedback_for, localization_row
     from nova_mlflow.schemas import Box
+    from nova_mlflow.tracking_scorers import feedback_for, localization_row
 
     gold = [Box(x1=100, y1=100, x2=199, y2=199)]
     row = localization_row("[[100, 100, 199, 160]]", gold)  # IoU 0.61
@@ -252,3 +251,93 @@ def test_scorers_in_genai_evaluate_on_the_demo_set(tmp_path, demo_dir, monkeypat
     # the assessments are on the evaluation run's traces
     trace = mlflow.get_trace(df["trace_id"].iloc[0])
     assert any(a.feedback is not None for a in trace.info.assessments)
+
+
+# --- the review flow in a real browser (optional: needs chromium + the playwright package) ----
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+def _start_ui(store_uri: str, root: Path):
+    """`mlflow ui` (its server, one worker, no GenAI job runner) on a free port; waits for it."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    exe = Path(sys.executable).with_name("mlflow")
+    log = open(root / "ui.log", "wb")  # noqa: SIM115 - the server's log, closed by stop()
+    proc = subprocess.Popen([str(exe), "server", "--workers", "1", "--host", "127.0.0.1",
+                             "--port", str(port), "--backend-store-uri", store_uri],
+                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def stop() -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(10)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue
+        log.close()
+
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    return url, stop
+        except OSError:
+            time.sleep(0.5)
+    stop()
+    raise RuntimeError(f"mlflow ui did not start: {(root / 'ui.log').read_text()[-2000:]}")
+
+
+@pytest.mark.slow
+def test_evaluation_runs_view_lists_the_assessments(tmp_path, demo_dir, own_cache, server):
+    """Two prompt versions, compared case by case in the UI's Evaluation runs view."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="the playwright package is not installed")
+    import tempfile
+
+    for v in ("v1", "v2"):
+        _run("--data", str(demo_dir), "--tasks", "diagnosis", "--prompt", f"diagnosis={v}",
+             "--run-name", f"dx-{v}", "--experiment", "ui-review")
+    exp_id = _runs(tmp_path)[0].info.experiment_id
+    url, stop = _start_ui(os.environ["MLFLOW_TRACKING_URI"], tmp_path)
+    try:
+        with sync_api.sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(
+                tempfile.mkdtemp(dir=tmp_path), executable_path=CHROMIUM, headless=True,
+                args=CHROMIUM_FLAGS, viewport={"width": 1800, "height": 1100})
+            try:
+                page = ctx.new_page()
+                page.goto(f"{url}/#/experiments/{exp_id}/evaluation-runs")
+                page.wait_for_selector("text=dx-v1", timeout=120_000)
+                assert "dx-v2" in page.inner_text("body")
+                page.click("text=dx-v2")  # the run's cases, one row per trace
+                page.wait_for_selector("text=answer_status", timeout=120_000)
+                page.screenshot(path=str(tmp_path / "evaluation-runs.png"))
+                body = page.inner_text("body")
+            finally:
+                ctx.close()
+    finally:
+        stop()
+    assert "Expectations" in body and "final_diagnosis" in body
+    assert "Assessments" in body and "top1" in body and "%" in body  # pass rates
+    assert '"version": "v2"' in body  # the rows are the v2 run's calls
+    assert body.count("tr-") >= LIMIT

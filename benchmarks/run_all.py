@@ -1,0 +1,137 @@
+"""Run every issue-8 benchmark and rewrite their sections of BENCHMARKS.md.
+
+    .venv/bin/python -m benchmarks.run_all [--quick] [--only throughput,scaling,logging]
+    .venv/bin/python benchmarks/run_all.py
+
+Each benchmark runs in its own process, one after the other (never two at once: they time
+things), and replaces only its own section between `<!-- NAME:start -->` and
+`<!-- NAME:end -->`; the other sections of BENCHMARKS.md are kept byte for byte. A summary
+section (`bench-summary`) with the targets and whether each is met comes first.
+
+Data, caches and MLflow stores go to $NOVA_BENCH_DIR (default /tmp/nova-mlflow-bench), never to
+the user's ~/.cache or ./mlflow.db. --quick: fewer repeats and no 9,060-case run (for a smoke
+test; its figures are not the published ones).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import (
+    PYTHON,
+    ROOT,
+    fmt_s,
+    loadavg,
+    machine,
+    summary,
+    today,
+    workdir,
+    write_section,
+)
+
+HERE = Path(__file__).resolve().parent
+SUMMARY = "bench-summary"
+
+
+def step(name: str, args: list[str]) -> float:
+    print(f"== {name}: {' '.join(args)}", file=sys.stderr, flush=True)
+    t = time.perf_counter()
+    subprocess.run([PYTHON, *args], cwd=str(ROOT), check=True)
+    dt = time.perf_counter() - t
+    print(f"== {name} done in {dt:.0f} s (load {loadavg()})", file=sys.stderr, flush=True)
+    return dt
+
+
+def _load(name: str) -> dict | None:
+    p = workdir() / name
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def render_summary(durations: dict[str, float], cmd: str, load_start: str) -> str:
+    lines = ["## Issue 8 benchmarks: summary", "",
+             f"`{cmd}` ran {today()} on {machine()} in {fmt_s(sum(durations.values()))} "
+             f"({', '.join(f'{k} {fmt_s(v)}' for k, v in durations.items())}); load average at "
+             f"the start {load_start}, at the end {loadavg()}. Details in the sections below.", "",
+             "| target | measured | met? |", "|---|---|---|"]
+    thr = (_load("throughput.json") or {}).get("throughput") or {}
+    c32 = thr.get("main|sdk|stock|32")
+    if c32:
+        over = summary([(r["ratio"] - 1) * 100 for r in c32])
+        runs = ", ".join("%+.0f%%" % ((r["ratio"] - 1) * 100) for r in c32)
+        lines.append(f"| throughput at concurrency 32 within 15% of ideal (issue 8) | "
+                     f"{over['median']:+.0f}% (runs: {runs}) "
+                     f"| {'yes' if over['median'] <= 15 else 'no'} |")
+    for key, label in (("diag|sdk|tuned|32", "same, fake server tuned (TCP_NODELAY, backlog 128)"),
+                       ("diag|patched|tuned|32", "same, tuned server + proposed provider patch"),
+                       ("diag|sleep|none|32", "runner alone (no HTTP)")):
+        if thr.get(key):
+            over = summary([(r["ratio"] - 1) * 100 for r in thr[key]])
+            lines.append(f"| ({label}) | {over['median']:+.0f}% | "
+                         f"{'yes' if over['median'] <= 15 else 'no'} |")
+    log = _load("logging.json")
+    if log:
+        for store, res in log.items():
+            ratio = summary([r["logging"] / r["scoring"] for r in res["reps"]])
+            lines.append(f"| MLflow logging of a 906-case run well under 10% of scoring (issue 7), "
+                         f"{store} | {ratio['median'] * 100:.0f}% | {'yes' if ratio['median'] < 0.1 else 'no'} |")
+    sc = _load("scaling.json")
+    if sc:
+        sizes = sorted(int(k) for k in sc)
+        peaks = {n: summary([r["peak"] - r["after_import_rss"] for r in sc[str(n)]])["median"] for n in sizes}
+        tot = {n: summary([r["total_s"] for r in sc[str(n)]])["median"] for n in sizes}
+        if len(sizes) > 1:
+            a, b = sizes[0], sizes[-1]
+            lines.append("| memory flat in the case count (images load lazily) | peak above imports "
+                         + ", ".join(f"{peaks[n]:.0f} MiB at {n:,}" for n in sizes)
+                         + f" | {'yes' if peaks[b] < 4 * max(peaks[a], 1) else 'no'} |")
+            lines.append("| time at most linear in the case count | total "
+                         + ", ".join(f"{fmt_s(tot[n])} at {n:,}" for n in sizes)
+                         + f" ({tot[b] / tot[a]:.1f}x for {b / a:.1f}x the cases) | "
+                         f"{'yes' if tot[b] / tot[a] <= 1.15 * b / a else 'no'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="throughput,scaling,logging")
+    a = ap.parse_args()
+    only = set(a.only.split(","))
+    cmd = ("python -m benchmarks.run_all " + " ".join(sys.argv[1:])).strip()
+    load_start = loadavg()
+    if not (ROOT / "BENCHMARKS.md").exists() or f"<!-- {SUMMARY}:start -->" not in \
+            (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8"):
+        write_section(SUMMARY, "## Issue 8 benchmarks: summary\n\n(running)")
+    durations: dict[str, float] = {}
+    sizes = "100,906" if a.quick else "100,906,9060"
+    durations["datasets"] = step("datasets", [
+        "-c", "import sys; sys.path.insert(0, '.'); from benchmarks import isolate; "
+        "isolate('datasets'); from benchmarks.synthetic import build, replay_file; "
+        f"[replay_file(build(n)) for n in ({sizes},)]"])
+    if "throughput" in only:
+        args = [str(HERE / "bench_throughput.py")]
+        if a.quick:
+            args += ["--repeats", "1", "--cached-repeats", "1"]
+        durations["throughput + cached"] = step("throughput + cached re-run", args)
+    if "scaling" in only:
+        args = [str(HERE / "bench_scaling.py"), "--sizes", sizes]
+        args += ["--repeats", "1"] if a.quick else ["--repeats", "2"]
+        durations["scaling"] = step("scaling + memory", args)
+    if "logging" in only:
+        args = [str(HERE / "bench_logging.py")] + (["--repeats", "1"] if a.quick else [])
+        durations["logging"] = step("logging overhead", args)
+    body = render_summary(durations, cmd, load_start)
+    write_section(SUMMARY, body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
