@@ -61,7 +61,7 @@ def render_summary(durations: dict[str, float], cmd: str, load_start: str) -> st
              f"({', '.join(f'{k} {fmt_s(v)}' for k, v in durations.items())}); load average at "
              f"the start {load_start}, at the end {loadavg()}. Details in the sections below.", "",
              "| target | measured | met? |", "|---|---|---|"]
-    thr = (_load("throughput.json") or {}).get("throughput") or {}
+    thr = ((_load("throughput.json") or {}).get("throughput") or {}).get("results") or {}
     c32 = thr.get("main|sdk|stock|32")
     if c32:
         over = summary([(r["ratio"] - 1) * 100 for r in c32])
@@ -76,13 +76,13 @@ def render_summary(durations: dict[str, float], cmd: str, load_start: str) -> st
             over = summary([(r["ratio"] - 1) * 100 for r in thr[key]])
             lines.append(f"| ({label}) | {over['median']:+.0f}% | "
                          f"{'yes' if over['median'] <= 15 else 'no'} |")
-    log = _load("logging.json")
+    log = (_load("logging.json") or {}).get("results")
     if log:
         for store, res in log.items():
             ratio = summary([r["logging"] / r["scoring"] for r in res["reps"]])
             lines.append(f"| MLflow logging of a 906-case run well under 10% of scoring (issue 7), "
                          f"{store} | {ratio['median'] * 100:.0f}% | {'yes' if ratio['median'] < 0.1 else 'no'} |")
-    sc = _load("scaling.json")
+    sc = (_load("scaling.json") or {}).get("results")
     if sc:
         sizes = sorted(int(k) for k in sc)
         peaks = {n: summary([r["peak"] - r["after_import_rss"] for r in sc[str(n)]])["median"] for n in sizes}
