@@ -312,8 +312,9 @@ def findings(res: dict) -> list[str]:
                    + ", ".join(f"{p} {fmt_s(med(store, p))}" for p in parts) + ".")
     out.append("- The per-case tables: each `mlflow.log_table` serialises the frame through "
                "pandas `to_dict`/`to_json` (arrow-backed strings under pandas 3: ~90 ms for "
-               "906 rows) and lists the run's artifacts to append to an existing file (a "
-               "store round trip), then uploads. The prompt registry: `register_prompts` "
+               "906 rows), then makes four store round trips: list the run's artifacts (to "
+               "append to an existing file), upload, read the run, rewrite its "
+               "`mlflow.loggedArtifacts` tag. The prompt registry: `register_prompts` "
                "loads every prompt's `@latest` version (and older ones until the text "
                "matches) before each run, and `link_prompts` loads each version again inside "
                "the run to link it: 6+ registry reads and 3 link writes per run, each several "
