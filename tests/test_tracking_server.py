@@ -10,6 +10,9 @@ experiment name (a PostgreSQL store may outlive the session).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import re
@@ -17,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -121,6 +125,24 @@ def start_server(backend_uri: str, backend: str, root: Path) -> MlflowServer:
                        f"{START_TIMEOUT_S} s; log tail:\n{last_log}")
 
 
+@contextlib.contextmanager
+def _migration_lock(backend_uri: str):
+    """One server at a time brings a shared database's schema up to date.
+
+    Under pytest-xdist each worker starts its own server on the same PostgreSQL database;
+    two alembic migrations at once collide (duplicate alembic_version). A lock file keyed by
+    the URI serialises the start-up only; the servers then run side by side.
+    """
+    digest = hashlib.sha256(backend_uri.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"nova-mlflow-server-{digest}.lock"
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def mlflow_server(request, tmp_path_factory):
     if request.param == "postgres":
@@ -140,7 +162,8 @@ def mlflow_server(request, tmp_path_factory):
         root = tmp_path_factory.mktemp("mlflow_server_sqlite")
         uri = f"sqlite:///{root / 'server.db'}"
     t0 = time.monotonic()
-    srv = start_server(uri, request.param, root)
+    with _migration_lock(uri):
+        srv = start_server(uri, request.param, root)
     print(f"mlflow server ({request.param}) up in {time.monotonic() - t0:.1f} s at {srv.url}")
     try:
         yield srv
