@@ -51,7 +51,7 @@ from benchmarks import (
 SECTION = "logging"
 N_CASES = 906
 LOG_PARTS = ("prompt registry: lookup + link", "open run + tags", "params",
-             "dataset input (log_input)", "metrics", "per-case tables (3 x log_table)",
+             "dataset input (log_input)", "metrics", "metrics + per-case tables (one batch)",
              "config, schemas, summary, report artifacts", "close run")
 
 
@@ -146,8 +146,6 @@ class Bench:
     def one(self, run_name: str) -> dict:
         """Score, then log the run as run_benchmark does, with the package's own _log_results
         (which also writes the report files: those calls are timed apart)."""
-        import inspect
-
         from nova_mlflow import benchmark, tracking
         from nova_mlflow.data import cases_frame
 
@@ -158,8 +156,8 @@ class Bench:
         st.rows = []
         start = time.perf_counter()
         uris = benchmark.register_prompts(self.prompts)
-        with tracking.start_run(cfg.experiment, run_name, benchmark._tags(ds, cfg.tasks)) as run:
-            tracking.link_prompts(list(uris.values()))
+        with tracking.start_run(cfg.experiment, run_name, benchmark._tags(ds, cfg.tasks),
+                                list(uris.values())) as run:
             params = benchmark._setup_params(
                 cfg.model, self.frame, ds, self.prompts, cfg.tasks,
                 {"temperature": 0.0, "max_tokens": 1024, "seed": 0, "judge": "none",
@@ -172,11 +170,10 @@ class Bench:
             run.dataset(cases_frame(ds), name=ds.name, source=ds.source, digest=ds.digest,
                         targets="final_diagnosis")
             run.dict(cfg.model_dump(mode="json"), "config/run_config.json")
-            run.metrics({"run/requests": 2718.0, "run/cache_hits": 0.0, "run/retries": 0.0})
-            args = [run, scores, ds.cases, self.answers_path, f"NOVA results: {run_name}"]
-            if "params" in inspect.signature(benchmark._log_results).parameters:
-                args.append(params)
-            benchmark._log_results(*args)
+            benchmark._log_results(run, scores, ds.cases, self.answers_path,
+                                   f"NOVA results: {run_name}", params,
+                                   {"run/requests": 2718.0, "run/cache_hits": 0.0,
+                                    "run/retries": 0.0})
         wall = time.perf_counter() - start
         for r in st.rows:
             t[r["stage"]] = r["s"]
@@ -206,7 +203,9 @@ class Bench:
         st.wrap(tracking, "link_prompts", "prompt registry: lookup + link")
         st.wrap_cm(tracking, "start_run", "open run + tags", "close run")
         parts = {"params": "params", "tags": "params", "dataset": "dataset input (log_input)",
-                 "metrics": "metrics", "table": "per-case tables (3 x log_table)",
+                 "metrics": "metrics", "table": "metrics + per-case tables (one batch)",
+                 "results": "metrics + per-case tables (one batch)",
+                 "artifacts": "config, schemas, summary, report artifacts",
                  "dict": "config, schemas, summary, report artifacts",
                  "text": "config, schemas, summary, report artifacts",
                  "artifact": "config, schemas, summary, report artifacts",

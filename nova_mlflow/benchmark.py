@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 from dataclasses import dataclass
 from functools import partial
@@ -188,21 +189,31 @@ def _tags(dataset: Dataset, tasks: tuple[Task, ...]) -> dict:
 
 
 def _log_results(run: tracking.RunLogger, scores: Scores, cases: list, answers_path: Path,
-                 title: str, params: dict) -> None:
+                 title: str, params: dict, run_metrics: dict | None = None) -> None:
+    """Metrics + per-case tables (one upload, one store write), then the files of the run.
+
+    Everything that goes under results/ is written into one local folder first and uploaded
+    with one call: the summary, Tables 1-3, Figures 4-6 and the HTML report.
+    """
     metrics = scores.metrics
-    run.metrics(metrics)
-    for task, ts in scores.tasks.items():
-        run.table(ts.table, f"tables/{task.value}_cases.json")
-    run.artifact(answers_path, "answers")
-    run.text(markdown_table(metrics, title), "results/summary.md")
-    for name, model in SCHEMA_MODELS.items():
-        run.dict(model.model_json_schema(), f"schemas/{name}.v{SCHEMA_VERSION}.schema.json")
     out_dir = answers_path.parent / "report"
-    out_dir.mkdir(exist_ok=True)
-    for f in write_artifacts(scores, cases, out_dir):
-        sub = f.parent.relative_to(out_dir).as_posix()
-        run.artifact(f, "results" if sub == "." else f"results/{sub}")
-    run.artifact(build_report(out_dir, metrics, title, params), "results")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir()
+    run.results({**(run_metrics or {}), **metrics},
+                {f"tables/{task.value}_cases.json": ts.table for task, ts in scores.tasks.items()},
+                answers_path.parent / "tables-staging")
+    run.artifact(answers_path, "answers")
+    schemas = answers_path.parent / "schemas"
+    schemas.mkdir(exist_ok=True)
+    for name, model in SCHEMA_MODELS.items():
+        (schemas / f"{name}.v{SCHEMA_VERSION}.schema.json").write_text(
+            json.dumps(model.model_json_schema(), indent=2), encoding="utf-8")
+    run.artifacts(schemas, "schemas")
+    (out_dir / "summary.md").write_text(markdown_table(metrics, title), encoding="utf-8")
+    write_artifacts(scores, cases, out_dir)
+    build_report(out_dir, metrics, title, params)
+    run.artifacts(out_dir, "results")
 
 
 def _score_and_log(run: tracking.RunLogger, cfg: RunConfig, dataset: Dataset, answers: list,
@@ -216,8 +227,7 @@ def _score_and_log(run: tracking.RunLogger, cfg: RunConfig, dataset: Dataset, an
         ts.metrics.update(usage_metrics([a for a in answers if a.task is task], cfg.model, prices))
     if judge is not None and Task.diagnosis in scores.tasks:
         scores.tasks[Task.diagnosis].metrics.update(judge.metrics(prices))
-    run.metrics(run_metrics)
-    _log_results(run, scores, dataset.cases, answers_path, title, params)
+    _log_results(run, scores, dataset.cases, answers_path, title, params, run_metrics)
     return scores
 
 
@@ -276,8 +286,8 @@ def run_benchmark(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
     prompt_uris = register_prompts(prompts)
     judge_params, judge_uri = _judge_setup(judge)
     with tracking.start_run(cfg.experiment or default_experiment(dataset), run_name,
-                            _tags(dataset, cfg.tasks)) as run:
-        tracking.link_prompts(list(prompt_uris.values()) + list(judge_uri.values()))
+                            _tags(dataset, cfg.tasks),
+                            list(prompt_uris.values()) + list(judge_uri.values())) as run:
         params = _setup_params(cfg.model, frame, dataset, prompts, cfg.tasks, {
             "temperature": cfg.settings.temperature, "max_tokens": cfg.settings.max_tokens,
             "seed": cfg.settings.seed, **judge_params, "concurrency": cfg.concurrency,
@@ -295,6 +305,8 @@ def run_benchmark(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
         stats = RunStats()
         tracer = Tracer(run.run_id, run.experiment_id, cfg.model,  # one trace per call
                         {t: p.name for t, p in prompts.items()}, frame) if cfg.traces else None
+        if judge is not None:  # its calls are traces of this run too (none with --no-traces)
+            judge.tracer = tracer
         try:
             with AnswerLog(answers_path) as alog:
                 answers = run_jobs(provider, jobs, partial(make_request, prompts=prompts,
@@ -383,8 +395,8 @@ def evaluate_outputs(cfg: EvaluateConfig) -> RunSummary:
     judge_params, judge_uri = _judge_setup(judge)
     run_name = cfg.run_name or f"evaluate {model} {outputs.name}"
     with tracking.start_run(cfg.experiment or default_experiment(dataset), run_name,
-                            {**_tags(dataset, tasks), "nova.mode": "evaluate"}) as run:
-        tracking.link_prompts(list(judge_uri.values()))
+                            {**_tags(dataset, tasks), "nova.mode": "evaluate"},
+                            list(judge_uri.values())) as run:
         params = _setup_params(model, frame, dataset, {}, tasks,
                                {**judge_params, "outputs_file": outputs.name,
                                 "source_run": cfg.from_run or ""})

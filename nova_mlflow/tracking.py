@@ -7,9 +7,11 @@ Per-case values go into tables (log_table), never one log_metric per case.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,11 +20,16 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 
 log = logging.getLogger("nova_mlflow")
 
 MAX_PARAM_LEN = 6000
+# run tags MLflow's own APIs maintain (mlflow.utils.mlflow_tags.MLFLOW_LOGGED_ARTIFACTS and
+# TraceTagKey.LINKED_PROMPTS); written here in the same format, in fewer store writes
+LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"
+LINKED_PROMPTS_TAG = "mlflow.linkedPrompts"
 
 
 def tracking_uri() -> str:
@@ -41,6 +48,7 @@ class RunLogger:
         self.run = run
         self.run_id: str = run.info.run_id
         self.experiment_id: str = run.info.experiment_id
+        self._tags_at_start: dict[str, str] = dict(run.data.tags)
 
     def params(self, params: Mapping[str, Any]) -> None:
         clean = {k: ("" if v is None else str(v))[:MAX_PARAM_LEN] for k, v in params.items()}
@@ -55,8 +63,42 @@ class RunLogger:
     def table(self, df: pd.DataFrame, artifact_file: str) -> None:
         mlflow.log_table(data=df, artifact_file=artifact_file)
 
+    def results(self, metrics: Mapping[str, float], tables: Mapping[str, pd.DataFrame],
+                staging: Path) -> None:
+        """Aggregate metrics and per-case tables in one upload and one store write.
+
+        Each table is the file mlflow.log_table writes (pandas JSON, orient "split") and is
+        registered in the run tag log_table maintains, so the UI's evaluation view and
+        mlflow.load_table see it as a table. log_table itself costs three store round trips
+        per table (list the artifacts for an append, read the run, rewrite the tag); for a
+        fresh file none is needed: all tables go up in one log_artifacts and the tag goes
+        with the metrics in one log_batch. A table already in the run (a resumed run) is
+        appended by log_table as before.
+        """
+        known = json.loads(self._tags_at_start.get(LOGGED_ARTIFACTS_TAG, "[]"))
+        fresh = {f: df for f, df in tables.items() if {"path": f, "type": "table"} not in known}
+        for f, df in tables.items():
+            if f not in fresh:
+                self.table(df, f)
+        tags: list[RunTag] = []
+        if fresh:
+            for f, df in fresh.items():
+                target = staging / f
+                target.parent.mkdir(parents=True, exist_ok=True)
+                df.to_json(target, orient="split", index=False, date_format="iso")
+            mlflow.log_artifacts(str(staging))
+            entries = known + [{"path": f, "type": "table"} for f in fresh]
+            tags.append(RunTag(LOGGED_ARTIFACTS_TAG, json.dumps(entries)))
+        now = int(time.time() * 1000)
+        MlflowClient().log_batch(self.run_id, tags=tags, metrics=[
+            Metric(k, float(v), now, 0) for k, v in metrics.items()])
+
     def artifact(self, path: Path, artifact_path: str | None = None) -> None:
         mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def artifacts(self, folder: Path, artifact_path: str | None = None) -> None:
+        """A whole local folder in one call (its subfolders kept)."""
+        mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
 
     def text(self, text: str, artifact_file: str) -> None:
         mlflow.log_text(text, artifact_file)
@@ -78,10 +120,13 @@ class RunLogger:
 
 @contextmanager
 def start_run(experiment: str, run_name: str | None = None,
-              tags: Mapping[str, Any] | None = None) -> Iterator[RunLogger]:
+              tags: Mapping[str, Any] | None = None,
+              prompt_uris: list[str] | None = None) -> Iterator[RunLogger]:
     """Open a run (or attach to the one `mlflow run` made); FAILED on any exception.
 
-    Inside another open run (a sweep's parent) the new run is its child.
+    Inside another open run (a sweep's parent) the new run is its child. The registry
+    prompts in `prompt_uris` are linked to the run (the tag the UI reads) in the same store
+    write that creates the run.
     """
     tracking_uri()
     parent = mlflow.active_run()
@@ -89,10 +134,13 @@ def start_run(experiment: str, run_name: str | None = None,
     if not attach and parent is None:
         exp = mlflow.set_experiment(experiment)
         fail_orphaned_runs(exp.experiment_id)
-    run = mlflow.start_run(run_name=None if attach else run_name, nested=parent is not None)
+    all_tags = {**(tags or {}), "nova.host": socket.gethostname(), "nova.pid": os.getpid()}
+    if prompt_uris:
+        all_tags[LINKED_PROMPTS_TAG] = linked_prompts_tag(prompt_uris)
+    run = mlflow.start_run(run_name=None if attach else run_name, nested=parent is not None,
+                           tags={k: str(v) for k, v in all_tags.items()})
     logger = RunLogger(run)
     try:
-        logger.tags({**(tags or {}), "nova.host": socket.gethostname(), "nova.pid": os.getpid()})
         yield logger
     except BaseException:
         try:
@@ -202,10 +250,19 @@ def ensure_registered(name: str, template: str, sha256: str, version_label: str,
     return f"prompts:/{name}/{pv.version}"
 
 
-def link_prompts(uris: list[str]) -> None:
-    """Loading a prompt inside the active run links it to the run (shown in the UI)."""
+def linked_prompts_tag(uris: list[str]) -> str:
+    """The run tag that links registry prompt versions to a run, from "prompts:/name/version"
+    URIs: the value mlflow.genai.load_prompt writes inside a run (one read of the prompt and
+    of the run, one tag write, per prompt), built here without a store call."""
+    entries: list[dict[str, str]] = []
     for uri in uris:
-        mlflow.genai.load_prompt(uri)
+        name, _, version = uri.removeprefix("prompts:/").rpartition("/")
+        if not name or not version.isdigit():
+            raise ValueError(f"not a prompt version URI: {uri!r}")
+        entry = {"name": name, "version": version}
+        if entry not in entries:
+            entries.append(entry)
+    return json.dumps(entries)
 
 
 def answers_of_run(run_id: str, dst: Path) -> tuple[Path, dict[str, str]]:
