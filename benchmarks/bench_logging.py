@@ -51,7 +51,7 @@ from benchmarks import (
 SECTION = "logging"
 N_CASES = 906
 LOG_PARTS = ("prompt registry: lookup + link", "open run + tags", "params",
-             "dataset input (log_input)", "metrics", "metrics + per-case tables (one batch)",
+             "dataset input (log_input)", "metrics + per-case tables (one batch)",
              "config, schemas, summary, report artifacts", "close run")
 
 
@@ -182,8 +182,8 @@ class Bench:
         t["other"] = wall - t["report files"] - t["logging"]
         t["n_metrics"] = len(scores.metrics) + 3
         t["table_rows"] = sum(len(ts.table) for ts in scores.tasks.values())
-        t["n_artifact_calls"] = self.calls.get("artifact", 0) + self.calls.get("dict", 0) + \
-            self.calls.get("text", 0)
+        t["n_artifact_calls"] = sum(self.calls.get(k, 0)
+                                    for k in ("artifact", "artifacts", "dict", "text"))
         self.calls.clear()
         for task in ("localization", "captioning", "diagnosis"):
             t[f"report {task}"] = t.get(f"report {task}", 0.0)
@@ -203,7 +203,8 @@ class Bench:
         st.wrap(tracking, "link_prompts", "prompt registry: lookup + link")
         st.wrap_cm(tracking, "start_run", "open run + tags", "close run")
         parts = {"params": "params", "tags": "params", "dataset": "dataset input (log_input)",
-                 "metrics": "metrics", "table": "metrics + per-case tables (one batch)",
+                 "metrics": "metrics + per-case tables (one batch)",
+                 "table": "metrics + per-case tables (one batch)",
                  "results": "metrics + per-case tables (one batch)",
                  "artifacts": "config, schemas, summary, report artifacts",
                  "dict": "config, schemas, summary, report artifacts",
@@ -255,11 +256,12 @@ def render(res: dict, meta: dict) -> str:
         "call timed (the package's own `_log_results` does the second half; its calls to "
         "the report writers are timed apart): prompt registry lookups + links, run + tags, "
         f"{int(res[stores[0]]['reps'][0]['n_params'])} params, the dataset as a run input, "
-        f"{int(res[stores[0]]['reps'][0]['n_metrics'])} aggregate metrics (two log_metrics "
-        f"batches), the per-case tables ({int(res[stores[0]]['reps'][0]['table_rows']):,} rows "
-        "in 3 log_table calls), and "
-        f"{int(res[stores[0]]['reps'][0]['n_artifact_calls'])} artifact calls (answers JSONL, "
-        "config, JSON schemas, summary, report tables, figures and HTML). "
+        f"{int(res[stores[0]]['reps'][0]['n_metrics'])} aggregate metrics and the per-case "
+        f"tables ({int(res[stores[0]]['reps'][0]['table_rows']):,} rows in 3 files) in one "
+        "upload + one log_batch, and "
+        f"{int(res[stores[0]]['reps'][0]['n_artifact_calls'])} other artifact calls (answers "
+        "JSONL, config, the JSON schemas as a folder, results/ as a folder: summary, report "
+        "tables, figures and HTML). "
         "Stores: a sqlite file; a local `mlflow server --workers 1` (sqlite backend, "
         "`--serve-artifacts`, so every artifact is an HTTP upload)"
         + (f", which answered /health {server_start_s:.1f} s after it was started" if server_start_s else "")
@@ -309,23 +311,26 @@ def findings(res: dict) -> list[str]:
                    f"({'met' if ratio < 0.1 else 'NOT met'}: the target is well under 10%, i.e. "
                    f"under {fmt_s(0.1 * med(store, 'scoring'))} here). Largest parts: "
                    + ", ".join(f"{p} {fmt_s(med(store, p))}" for p in parts) + ".")
-    out.append("- The per-case tables: each `mlflow.log_table` serialises the frame through "
-               "pandas `to_dict`/`to_json` (arrow-backed strings under pandas 3: ~90 ms for "
-               "906 rows), then makes four store round trips: list the run's artifacts (to "
-               "append to an existing file), upload, read the run, rewrite its "
-               "`mlflow.loggedArtifacts` tag. The prompt registry: `register_prompts` "
-               "loads every prompt's `@latest` version (and older ones until the text "
-               "matches) before each run, and `link_prompts` loads each version again inside "
-               "the run to link it: 6+ registry reads and 3 link writes per run, each several "
-               "SQL queries (or HTTP calls). Through the server every artifact is one upload.")
-    out.append("- Scoring 906 cases takes only ~2 s, so the 10% budget is ~0.2 s per run: "
-               "that needs (a) the three tables in one upload (write the JSON files into one "
-               "directory and `log_artifacts` it once, adding the `mlflow.loggedArtifacts` "
-               "tag the UI's artifact view reads in the same `set_tags` call), (b) the "
-               "report, schemas, summary and answers likewise in one `log_artifacts`, (c) the "
-               "prompt URIs resolved once per process (a sweep repeats them for every child) "
-               "and linked in one call. Params, metrics and the dataset input are already "
-               "batched and small.")
+    out.append("- What the package does to keep logging small (nova_mlflow/tracking.py): the "
+               "three per-case tables are written as the files `mlflow.log_table` writes "
+               "(pandas JSON, orient split) and uploaded in one `log_artifacts`; their "
+               "`mlflow.loggedArtifacts` tag goes with the aggregate metrics in one `log_batch` "
+               "(log_table costs three more store round trips per table: list the artifacts "
+               "for an append, read the run, rewrite the tag); the registry prompts are linked "
+               "through the `mlflow.linkedPrompts` tag in the call that creates the run "
+               "(`load_prompt` inside a run reads the prompt and the run and rewrites the tag, "
+               "per prompt); results/ and schemas/ go up as folders. "
+               "tests/test_tracking_batched.py checks the run is the same as MLflow's own "
+               "calls leave it. Before these changes (same benchmark, 2026-11-23 13:29): "
+               "sqlite 770 ms (26% of scoring), server 1.72 s (69%).")
+    out.append("- What is left is mostly fixed per-run cost of the store: creating the run, "
+               "params, the dataset input (MLflow infers the frame's schema element by element, "
+               "~30 ms for 906 rows, then three inserts), closing the run, each a few SQL "
+               "statements and a commit; and serialising the 2,718 table rows (~1.5 MB of "
+               "JSON, ~80 ms in pandas). Through the server, each file under results/ is still "
+               "one HTTP upload (`log_artifacts` sends files one by one). The steady-state "
+               "rows have the prompt lookups cached by MLflow in this process; a fresh CLI "
+               "process pays them once (the first-run column).")
     return out
 
 
