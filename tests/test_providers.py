@@ -236,6 +236,58 @@ def test_no_key_in_store_artifacts_cache_or_logs(tmp_path, demo_dir, own_cache, 
         assert KEY not in text
 
 
+FAULTS = {  # fault -> (plan, exception type, retryable, status, Retry-After)
+    "429": (FaultPlan(rate_429=1, retry_after="7"), "RateLimitError", True, 429, 7.0),
+    "500": (FaultPlan(rate_500=1), "InternalServerError", True, 500, None),
+    "timeout": (FaultPlan(rate_slow=1, slow_s=2.0), "APITimeoutError", True, None, None),
+    "truncated": (FaultPlan(rate_truncated=1), "JSONDecodeError", True, None, None),
+    "reset": (FaultPlan(rate_reset=1), "APIConnectionError", True, None, None),
+    "gone": (None, "APIConnectionError", True, None, None),
+    "bad key": ("bad key", "AuthenticationError", False, 401, None),
+}
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_sdk_errors_classified_the_same_on_both_transports(monkeypatch, transport):
+    """The openai provider's transports (aiohttp by default, the SDK's httpx2 with
+    NOVA_OPENAI_TRANSPORT=httpx) raise the same SDK errors, which the runner classifies alike;
+    one provider serves several event loops (the runner's, then the judge's)."""
+    import asyncio
+
+    from nova_mlflow.providers.base import Request, classify
+    from nova_mlflow.providers.openai_chat import OpenAIChatProvider
+    from nova_mlflow.schemas import Task
+
+    monkeypatch.setenv("NOVA_OPENAI_TRANSPORT", transport)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    req = Request(task=Task.captioning, filename="a.png", case_id="a", prompt="Describe.",
+                  prompt_version="v1")
+
+    async def three(p: OpenAIChatProvider) -> list:
+        return await asyncio.wait_for(asyncio.gather(*(p.generate(req) for _ in range(3))), 30)
+
+    with FakeModelServer(api_key=KEY, script=_canned) as srv:
+        p = OpenAIChatProvider("gpt-4o", base_url=srv.openai_base_url, timeout=5.0)
+        assert p.transport == transport
+        for _ in range(2):  # two loops in turn, as asyncio.run twice
+            got = asyncio.run(three(p))
+            assert [r.text for r in got] == ["Axial FLAIR image shows a lesion."] * 3
+    for fault, (plan, name, retryable, status, after) in FAULTS.items():
+        srv = FakeModelServer(plan if isinstance(plan, FaultPlan) else FaultPlan(),
+                              api_key="sk-other" if plan == "bad key" else KEY).start()
+        if plan is None:
+            srv.stop()  # nobody listening
+        p = OpenAIChatProvider("gpt-4o", base_url=srv.openai_base_url, timeout=1.0)
+        try:
+            with pytest.raises(Exception) as info:
+                asyncio.run(three(p))
+        finally:
+            srv.stop()
+        assert type(info.value).__name__ == name, (fault, info.value)
+        e = classify(info.value)
+        assert (e.retryable, e.status, e.retry_after) == (retryable, status, after), fault
+
+
 def test_retry_policy_and_rate_limiter():
     import asyncio
     import random

@@ -3,12 +3,27 @@
 The SDK's own retries are switched off (max_retries=0): the runner retries every provider
 the same way, honouring Retry-After. The image goes as a PNG data URL, exactly the bytes of
 the dataset file.
+
+Transport: the SDK's documented aiohttp transport (`openai.DefaultAioHttpClient`, the
+`openai[aiohttp]` extra) instead of its default httpx2 one. The calls still go through
+`chat.completions.create`; only the HTTP layer differs, and the SDK maps aiohttp's errors to
+its usual exception types, so the runner classifies them as before. In paired runs at
+concurrency 32-64 with ~175 kB image requests it used ~18% less client CPU per request
+(median), which shows at high concurrency or on a busy machine (BENCHMARKS.md, throughput).
+NOVA_OPENAI_TRANSPORT=httpx goes back to the SDK's default; without aiohttp installed the
+default is used too.
+
+One SDK client per event loop: an HTTP client's pooled connections belong to the loop that
+opened them, and the runner and the judge each run their calls in their own `asyncio.run`.
+A loop's client is closed when that loop shuts down (see `_close_with_loop`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from nova_mlflow.errors import InputError
@@ -16,13 +31,71 @@ from nova_mlflow.providers import register
 from nova_mlflow.providers.base import Request, Response
 from nova_mlflow.secrets import api_key
 
+TRANSPORT_ENV = "NOVA_OPENAI_TRANSPORT"  # "aiohttp" (default) or "httpx" (the SDK's default)
 
-def _client(base_url: str | None, key: str, timeout: float):
+
+def _openai():
     try:
-        from openai import AsyncOpenAI
+        import openai
     except ImportError:
         raise InputError("the openai provider needs the openai SDK: pip install openai") from None
-    return AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout)
+    return openai
+
+
+def transport() -> str:
+    """The HTTP transport new clients use: 'aiohttp' when asked for (default) and installed."""
+    if os.environ.get(TRANSPORT_ENV, "aiohttp").strip().lower() == "httpx":
+        return "httpx"
+    openai = _openai()
+    make = getattr(openai, "DefaultAioHttpClient", None)  # openai >= 1.89
+    if make is None:
+        return "httpx"
+    try:
+        import aiohttp  # noqa: F401  (the openai[aiohttp] extra)
+    except ImportError:
+        return "httpx"
+    return "aiohttp"
+
+
+def _client(base_url: str | None, key: str, timeout: float, kind: str | None = None):
+    openai = _openai()
+    http_client = None  # the SDK's default (httpx2)
+    if (kind or transport()) == "aiohttp":
+        http_client = openai.DefaultAioHttpClient(timeout=timeout)
+    return openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout,
+                              http_client=http_client)
+
+
+async def _close_with_loop(client: Any) -> AsyncGenerator[None, None]:
+    """Parked at its `yield` for the life of one event loop, then closes `client`.
+
+    asyncio.run (and any loop that calls `loop.shutdown_asyncgens()`) closes every async
+    generator still open before the loop closes, so the client's connections are shut inside
+    their own loop -- no aiohttp "Unclosed client session" at exit -- whoever ran the loop.
+    """
+    try:
+        yield
+    finally:
+        await client.close()
+
+
+def _as_connection_error(exc: Exception) -> Exception:
+    """With the aiohttp transport the SDK reports a refused or dropped connection as
+    APITimeoutError (its adapter maps every aiohttp connection error to httpx2.ConnectTimeout);
+    say APIConnectionError, as the httpx2 transport does, unless it was a timeout. Both are
+    retried alike (base.classify); only the text in the answer record differs."""
+    cause = exc.__cause__
+    root = cause.__cause__ if cause is not None else None
+    if type(exc).__name__ != "APITimeoutError" or root is None or isinstance(root, TimeoutError):
+        return exc
+    try:
+        import aiohttp
+        import openai
+    except ImportError:
+        return exc
+    if not isinstance(root, aiohttp.ClientConnectionError):
+        return exc
+    return openai.APIConnectionError(message=f"Connection error: {root}", request=exc.request)
 
 
 def chat_messages(request: Request) -> list[dict[str, Any]]:
@@ -43,16 +116,46 @@ class OpenAIChatProvider:
         self.model = model
         self.api_model = model.split(":", 1)[1] if ":" in model else model
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-        key = api_key(self.name, required=self.key_required) or "EMPTY"
-        self._client = _client(self.base_url, key, timeout)
+        self._key = api_key(self.name, required=self.key_required) or "EMPTY"
+        self._timeout = timeout
+        self.transport = transport()
+        # event loop -> (client, the generator that closes it with the loop)
+        self._clients: dict[asyncio.AbstractEventLoop, tuple[Any, AsyncGenerator[None, None]]] = {}
+
+    async def client(self) -> Any:
+        """The SDK client of the running event loop (made on the loop's first call)."""
+        loop = asyncio.get_running_loop()
+        entry = self._clients.get(loop)
+        if entry is not None:
+            return entry[0]
+        for old in [lp for lp in list(self._clients) if lp.is_closed()]:
+            self._clients.pop(old, None)  # closed with their loop already
+        client = _client(self.base_url, self._key, self._timeout, self.transport)
+        closer = _close_with_loop(client)
+        self._clients[loop] = (client, closer)  # before any await: concurrent first calls share it
+        await closer.__anext__()
+        return client
+
+    async def aclose(self) -> None:
+        """Close the running loop's client now (else it is closed when its loop shuts down)."""
+        entry = self._clients.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[1].aclose()
 
     async def generate(self, request: Request) -> Response:
         s = request.settings
         kwargs: dict[str, Any] = {"temperature": s.temperature, self.max_tokens_field: s.max_tokens}
         if s.seed is not None:
             kwargs["seed"] = s.seed
-        resp = await self._client.chat.completions.create(
-            model=self.api_model, messages=chat_messages(request), **kwargs)
+        client = await self.client()
+        try:
+            resp = await client.chat.completions.create(
+                model=self.api_model, messages=chat_messages(request), **kwargs)
+        except Exception as exc:
+            mapped = _as_connection_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         choice = resp.choices[0]
         msg = choice.message
         refusal = getattr(msg, "refusal", None)
