@@ -3,14 +3,15 @@
 Throughput. The full 906-case, three-task workload (2,718 requests; synthetic cases in the
 real NOVA layout from benchmarks/synthetic.py) goes through `runner.run_jobs` exactly as
 `run_benchmark` calls it (same jobs order, `benchmark.make_request`, the real `gpt-4o`
-provider with the openai SDK, the answers appended to a JSONL, response cache off) against
-`testing.fake_server.FakeModelServer` with a fixed 200 ms latency and a canned answer per
-task (no detector: server CPU must not be what is measured). The server runs in its own
-process. Only the model-call phase is timed; it is compared with the ideal
-ceil(requests / concurrency) x latency. Concurrency 1 runs on the first 100 cases (300
-requests). Then a diagnosis at concurrency 32: the runner with no HTTP at all (a provider
-that sleeps 200 ms), the fake server with Nagle's algorithm off, and a patched provider
-(aiohttp transport + pre-built body) -- to say what limits the throughput.
+provider with the openai SDK and its default transport, the answers appended to a JSONL,
+response cache off) against `testing.fake_server.FakeModelServer` with a fixed 200 ms latency
+and a canned answer per task (no detector: server CPU must not be what is measured). The
+server runs in its own process. Only the model-call phase is timed; it is compared with the
+ideal ceil(requests / concurrency) x latency. Concurrency 1 runs on the first 100 cases (300
+requests). Then a diagnosis: the runner with no HTTP at all (a provider that sleeps 200 ms),
+the provider on the SDK's default httpx2 transport (NOVA_OPENAI_TRANSPORT=httpx) instead of
+aiohttp, and the fake server with http.server's socket defaults (Nagle on, listen backlog 5)
+-- to say what limits the throughput.
 
 Cached re-run. `nova-mlflow run --model gpt-4o` on the same workload fills an empty response
 cache (its wall time and model-call phase are the end-to-end cross-check of the figures
@@ -66,34 +67,36 @@ TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 # --- the fake server, in its own process ------------------------------------------------
 
-def serve(latency: float, tuned: bool) -> None:
-    """Child mode: FakeModelServer with the canned script until stdin closes."""
+def serve(latency: float, stdlib: bool) -> None:
+    """Child mode: FakeModelServer with the canned script until stdin closes.
+
+    `stdlib`: undo its two socket settings (the diagnosis' "before" server): listen backlog 5
+    (socketserver's default; set before the socket listens) and Nagle's algorithm on."""
     from benchmarks.synthetic import canned_script
+    from nova_mlflow.testing import fake_server
     from nova_mlflow.testing.fake_server import FakeModelServer, FaultPlan
 
-    if tuned:  # listen backlog 128 instead of socketserver's 5 (set before the socket listens)
-        from http.server import ThreadingHTTPServer
-
-        ThreadingHTTPServer.request_queue_size = 128
+    if stdlib:
+        fake_server._Server.request_queue_size = 5
     srv = FakeModelServer(FaultPlan(latency_s=latency), script=canned_script, api_key=KEY).start()
-    if tuned:  # TCP_NODELAY on accepted sockets (socketserver.StreamRequestHandler.setup)
-        srv._server.RequestHandlerClass.disable_nagle_algorithm = True
+    if stdlib:  # read per accepted socket (socketserver.StreamRequestHandler.setup)
+        srv._server.RequestHandlerClass.disable_nagle_algorithm = False
     print(srv.url, flush=True)
     sys.stdin.read()
     srv.stop()
 
 
 class Server:
-    def __init__(self, latency: float, tuned: bool) -> None:
+    def __init__(self, latency: float, stdlib: bool) -> None:
         self.proc = subprocess.Popen(
             [PYTHON, str(Path(__file__).resolve()), "--serve", "--latency", str(latency)]
-            + (["--tuned"] if tuned else []),
+            + (["--stdlib-sockets"] if stdlib else []),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
         self.url = self.proc.stdout.readline().strip()
         if not self.url.startswith("http"):
             raise RuntimeError("fake server did not start")
         self.base_url = self.url + "/v1"
-        self.tuned = tuned
+        self.label = "stdlib" if stdlib else "fake"
 
     def cpu_s(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -113,6 +116,7 @@ class Server:
 
 @contextmanager
 def servers(latency: float):
+    """(FakeModelServer as it is, the same with http.server's socket defaults)."""
     made = []
     try:
         made = [Server(latency, False), Server(latency, True)]
@@ -144,34 +148,22 @@ class SleepProvider:
         return Response(text=CANNED[request.task.value])
 
 
-def patched_provider(base_url: str):
-    """The proposed provider change: aiohttp transport, body posted without SDK transforms."""
-    import openai
-    from openai.types.chat import ChatCompletion
+def sdk_provider(w: Workload, base_url: str | None, transport: str | None = None):
+    """The `gpt-4o` provider as a run creates it; `transport` forces NOVA_OPENAI_TRANSPORT."""
+    from nova_mlflow.providers import create_provider
+    from nova_mlflow.providers.openai_chat import TRANSPORT_ENV
 
-    from nova_mlflow.providers.base import Response
-    from nova_mlflow.providers.openai_chat import OpenAIChatProvider, chat_messages
-
-    class Patched(OpenAIChatProvider):
-        def __init__(self) -> None:
-            super().__init__("gpt-4o", base_url=base_url, timeout=120.0)
-            self._client = openai.AsyncOpenAI(
-                api_key=KEY, base_url=base_url, max_retries=0, timeout=120.0,
-                http_client=openai.DefaultAioHttpClient(timeout=120.0))
-
-        async def generate(self, request):
-            s = request.settings
-            body = {"model": self.api_model, "messages": chat_messages(request),
-                    "temperature": s.temperature, self.max_tokens_field: s.max_tokens}
-            if s.seed is not None:
-                body["seed"] = s.seed
-            resp = await self._client.post("/chat/completions", body=body, cast_to=ChatCompletion)
-            choice = resp.choices[0]
-            u = resp.usage
-            return Response(text=choice.message.content or "", input_tokens=getattr(u, "prompt_tokens", None),
-                            output_tokens=getattr(u, "completion_tokens", None))
-
-    return Patched()
+    old = os.environ.get(TRANSPORT_ENV)
+    if transport:
+        os.environ[TRANSPORT_ENV] = transport
+    try:
+        return create_provider("gpt-4o", cases=w.dataset.cases, base_url=base_url,
+                               timeout=w.cfg.retry.timeout)
+    finally:
+        if old is None:
+            os.environ.pop(TRANSPORT_ENV, None)
+        else:
+            os.environ[TRANSPORT_ENV] = old
 
 
 # --- one measurement of the model-call phase ----------------------------------------------
@@ -206,16 +198,14 @@ def measure(w: Workload, provider_kind: str, server: Server | None, concurrency:
             n_cases: int | None = None, latency: float = LATENCY) -> dict:
     from nova_mlflow.answers import AnswerLog
     from nova_mlflow.benchmark import make_request
-    from nova_mlflow.providers import create_provider
     from nova_mlflow.runner import RunStats, _run_all
 
     jobs = w.jobs(n_cases)
     base_url = server.base_url if server else None
-    if provider_kind == "sdk":
-        provider = create_provider("gpt-4o", cases=w.dataset.cases, base_url=base_url,
-                                   timeout=w.cfg.retry.timeout)
-    elif provider_kind == "patched":
-        provider = patched_provider(base_url)
+    if provider_kind == "sdk":  # the provider's default transport
+        provider = sdk_provider(w, base_url)
+    elif provider_kind == "httpx":  # the SDK's own default transport
+        provider = sdk_provider(w, base_url, "httpx")
     else:
         provider = SleepProvider(latency)
     path = workdir() / "throughput-answers.jsonl"
@@ -227,17 +217,16 @@ def measure(w: Workload, provider_kind: str, server: Server | None, concurrency:
     load = loadavg()
     with AnswerLog(path) as alog:
         # run_jobs(...) is asyncio.run(_run_all(...)); the same, plus closing the provider's
-        # HTTP client inside the loop after the clock stops (else it is collected later,
-        # in the next measurement's loop)
+        # HTTP client after the clock stops (the provider would close it when the loop ends)
         async def main():
             t0 = time.perf_counter()
             answers = await _run_all(provider, jobs, mr, alog.write, **runner_kwargs(
                 _run_all, concurrency=concurrency, progress=False, policy=w.cfg.retry, rpm=None,
                 cache=None, refresh=False, stats=stats, frame=w.frame.value, tracer=None))
             wall = time.perf_counter() - t0
-            client = getattr(provider, "_client", None)
-            if client is not None:
-                await client.close()
+            aclose = getattr(provider, "aclose", None)
+            if aclose is not None:
+                await aclose()
             return answers, wall
 
         cpu0 = time.process_time()
@@ -251,8 +240,8 @@ def measure(w: Workload, provider_kind: str, server: Server | None, concurrency:
                            f"{len(answers)}/{len(jobs)} answers, {stats.requests} requests")
     lat = sorted(a.latency_s for a in answers)
     ideal = math.ceil(len(jobs) / concurrency) * latency
-    return {"provider": provider_kind, "tuned": bool(server and server.tuned),
-            "concurrency": concurrency, "requests": len(jobs), "wall": wall, "ideal": ideal,
+    return {"provider": provider_kind, "server": server.label if server else "none",
+            "transport": getattr(provider, "transport", None), "concurrency": concurrency, "requests": len(jobs), "wall": wall, "ideal": ideal,
             "ratio": wall / ideal, "client_cpu_ms": cpu / len(jobs) * 1000,
             "server_cpu_ms": srv_cpu / len(jobs) * 1000 if server else None,
             "server_requests": srv_req if server else None, "attempts": stats.requests,
@@ -260,33 +249,32 @@ def measure(w: Workload, provider_kind: str, server: Server | None, concurrency:
             "lat_p50": lat[len(lat) // 2], "lat_p95": lat[int(len(lat) * 0.95)], "load": load}
 
 
-def run_matrix(w: Workload, stock: Server, tuned: Server, repeats: int, long_repeats: int,
+def run_matrix(w: Workload, fake: Server, stdlib: Server, repeats: int, long_repeats: int,
                diagnose: bool, diag_repeats: int = 1) -> dict:
     plan: list[tuple[str, str, Server | None, int, int | None, int]] = []
     # (group, provider, server, concurrency, n_cases, repeats); interleaved per repeat below
-    plan += [("main", "sdk", stock, c, None, repeats) for c in (32, 64)]
-    plan += [("main", "sdk", stock, 8, None, long_repeats),
-             ("main", "sdk", stock, 1, C1_CASES, long_repeats)]
+    plan += [("main", "sdk", fake, c, None, repeats) for c in (32, 64)]
+    plan += [("main", "sdk", fake, 8, None, long_repeats),
+             ("main", "sdk", fake, 1, C1_CASES, long_repeats)]
     if diagnose:
         d = diag_repeats
-        plan += [("diag", "sleep", None, 32, None, d), ("diag", "sdk", tuned, 32, None, d),
-                 ("diag", "patched", tuned, 32, None, d), ("diag", "sdk", tuned, 64, None, d),
-                 ("diag", "patched", tuned, 64, None, d)]
+        plan += [("diag", "sleep", None, 32, None, d), ("diag", "httpx", fake, 32, None, d),
+                 ("diag", "httpx", fake, 64, None, d), ("diag", "sdk", stdlib, 32, None, d)]
     out: dict[str, list[dict]] = {}
     for rep in range(max(p[5] for p in plan)):
         for group, prov, srv, c, n, reps in plan:
             if rep >= reps:
                 continue
-            key = f"{group}|{prov}|{'tuned' if srv is tuned else ('stock' if srv else 'none')}|{c}"
+            key = f"{group}|{prov}|{srv.label if srv else 'none'}|{c}"
             r = measure(w, prov, srv, c, n)
             out.setdefault(key, []).append(r)
             print(f"  {key} rep {rep + 1}: {r['wall']:.2f} s vs ideal {r['ideal']:.2f} s "
                   f"({(r['ratio'] - 1) * 100:+.0f}%), client {r['client_cpu_ms']:.2f} ms/req "
                   f"(load {r['load']})", file=sys.stderr, flush=True)
     # per-request latency at concurrency 1 against both servers: what the server adds
-    for srv, name in ((stock, "stock"), (tuned, "tuned")):
+    for srv in (stdlib, fake):
         if diagnose:
-            out[f"probe|sdk|{name}|1"] = [measure(w, "sdk", srv, 1, 15)]
+            out[f"probe|sdk|{srv.label}|1"] = [measure(w, "sdk", srv, 1, 15)]
     return out
 
 
@@ -348,7 +336,7 @@ def has_traces() -> bool:
     return "traces" in RunConfig.model_fields
 
 
-def run_cached(stock: Server, repeats: int, traced: bool = False) -> dict:
+def run_cached(server: Server, repeats: int, traced: bool = False) -> dict:
     """Fill an empty cache, then re-run: the CLI (with and without per-call traces, when the
     package has them) and the staged replica (timers per stage, traces off)."""
     from benchmarks.bench_scaling import run_child
@@ -361,28 +349,28 @@ def run_cached(stock: Server, repeats: int, traced: bool = False) -> dict:
     traces = has_traces()
     no_traces = ["--no-traces"] if traces else []
     res: dict = {"traces_in_package": traces}
-    n0 = stock.requests()
-    res["fill"] = cli_run(data, stock.base_url, 32, no_traces, expect_answers=3 * N_CASES)
-    res["fill_requests"] = stock.requests() - n0
+    n0 = server.requests()
+    res["fill"] = cli_run(data, server.base_url, 32, no_traces, expect_answers=3 * N_CASES)
+    res["fill_requests"] = server.requests() - n0
     print(f"  fill (cache cold, c=32): {res['fill']['wall']:.1f} s, model calls "
           f"{res['fill']['calls']:.1f} s, {res['fill_requests']} requests", file=sys.stderr)
     res["rerun"], res["staged"], res["rerun_requests"] = [], [], []
     for i in range(repeats):
-        n0 = stock.requests()
-        r = cli_run(data, stock.base_url, 32, no_traces, expect_answers=None)
-        res["rerun_requests"].append(stock.requests() - n0)
+        n0 = server.requests()
+        r = cli_run(data, server.base_url, 32, no_traces, expect_answers=None)
+        res["rerun_requests"].append(server.requests() - n0)
         res["rerun"].append(r)
-        s = run_child(data, "gpt-4o", store="throughput", cache=True, base_url=stock.base_url,
+        s = run_child(data, "gpt-4o", store="throughput", cache=True, base_url=server.base_url,
                       concurrency=32, experiment="bench-throughput", traces=False)
         res["staged"].append(s)
         print(f"  cached re-run {i + 1}: CLI {r['wall']:.1f} s (peak {r['maxrss_mib']:.0f} MiB); "
               f"staged {s['total_s']:.1f} s, {s['facts']['requests']} requests, "
               f"{s['facts']['cache_hits']} cache hits (load {loadavg()})", file=sys.stderr)
     if traces and traced:  # the default command, per-call traces on
-        n0 = stock.requests()
-        r = cli_run(data, stock.base_url, 32, [], expect_answers=None)
+        n0 = server.requests()
+        r = cli_run(data, server.base_url, 32, [], expect_answers=None)
         res["rerun_traced"] = r
-        res["rerun_traced_requests"] = stock.requests() - n0
+        res["rerun_traced_requests"] = server.requests() - n0
         print(f"  cached re-run with traces: CLI {r['wall']:.1f} s", file=sys.stderr)
     return res
 
@@ -408,22 +396,25 @@ def render_throughput(m: dict, meta: dict) -> str:
     head = ("| configuration | requests | ideal | measured (median, min-max, n) | over ideal | "
             "client CPU ms/req | server CPU ms/req | latency p50 / p95 | retries | load (1 min) |\n"
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    c32 = m.get("main|sdk|stock|32", [])
+    c32 = m.get("main|sdk|fake|32", [])
     over32 = summary([(r["ratio"] - 1) * 100 for r in c32])["median"] if c32 else float("nan")
+    transport = next((r.get("transport") for r in c32 if r.get("transport")), "aiohttp")
     lines = [
         "## Throughput of the model-call phase (906 cases x 3 tasks, fake server at 200 ms)",
         "",
-        header(meta, "(other engineers' test runs shared the 2 cores throughout: every "
-               "figure here includes their load)."),
+        header(meta, "(a shared machine: other engineers' test runs may share the 2 cores; "
+               "the last column gives the 1-minute load when each run started)."),
         "",
         "Workload: 906 synthetic cases in the real NOVA CSV layout (benchmarks/synthetic.py: the "
         "real metadata's text and boxes, the demo set's 480 x 480 PNGs made unique, ~130 kB, "
         "~175 kB as base64 JSON), the three tasks = 2,718 requests, in run_benchmark's order, "
         "built by `benchmark.make_request` (image read when the call starts), sent by the "
-        "`gpt-4o` provider (openai SDK) through `runner.run_jobs` with the response cache off; "
-        "answers appended to a JSONL as in a run. Server: `FakeModelServer(FaultPlan(latency_s="
-        "0.2))` in its own process with a canned answer per task. Timed: run_jobs only (the "
-        "model-call phase), against ideal = ceil(requests / concurrency) x 200 ms. Concurrency "
+        "`gpt-4o` provider as a run creates it (openai SDK, `chat.completions.create`, over "
+        f"the SDK's {transport} transport, the provider's default) through `runner.run_jobs` "
+        "with the response cache off; answers appended to a JSONL as in a run. Server: "
+        "`FakeModelServer(FaultPlan(latency_s=0.2))` (TCP_NODELAY, listen backlog 128) in its "
+        "own process with a canned answer per task. Timed: run_jobs only (the model-call "
+        "phase), against ideal = ceil(requests / concurrency) x 200 ms. Concurrency "
         f"1 runs on the first {C1_CASES} cases (300 requests); the others on all 2,718. "
         "Client CPU = this process' CPU time / requests; server CPU from /proc. Repeats are "
         "interleaved across configurations.",
@@ -431,26 +422,27 @@ def render_throughput(m: dict, meta: dict) -> str:
         head,
     ]
     for c in (1, 8, 32, 64):
-        k = f"main|sdk|stock|{c}"
+        k = f"main|sdk|fake|{c}"
         if k in m:
             lines.append(_row(f"concurrency {c}" + (f" (first {C1_CASES} cases)" if c == 1 else ""),
                               m[k]))
     verdict = "met" if over32 <= 15 else "NOT met"
     lines += ["", f"**Target (within 15% of ideal at concurrency 32): {verdict}** -- "
-              f"median {over32:+.0f}% over ideal on this machine."]
+              f"median {over32:+.0f}% over ideal on this machine"
+              + (f" (runs: {', '.join('%+.0f%%' % ((r['ratio'] - 1) * 100) for r in c32)})."
+                 if len(c32) > 1 else ".")]
     diag = {k: v for k, v in m.items() if k.startswith(("diag", "probe"))}
     if diag:
         labels = {
             "diag|sleep|none|32": "runner only: no HTTP, provider sleeps 200 ms (c=32)",
-            "diag|sdk|tuned|32": "openai SDK, tuned fake server (TCP_NODELAY, backlog 128) (c=32)",
-            "diag|patched|tuned|32": "patched provider (aiohttp transport, no SDK transform), tuned server (c=32)",
-            "diag|sdk|tuned|64": "openai SDK, tuned fake server (c=64)",
-            "diag|patched|tuned|64": "patched provider, tuned server (c=64)",
-            "probe|sdk|stock|1": "per-request probe, stock fake server (c=1, 45 requests)",
-            "probe|sdk|tuned|1": "per-request probe, tuned fake server (c=1, 45 requests)",
+            "diag|httpx|fake|32": "SDK's default httpx2 transport (NOVA_OPENAI_TRANSPORT=httpx) (c=32)",
+            "diag|httpx|fake|64": "SDK's default httpx2 transport (c=64)",
+            "diag|sdk|stdlib|32": "fake server with http.server's socket defaults (Nagle on, backlog 5) (c=32)",
+            "probe|sdk|stdlib|1": "per-request probe, http.server socket defaults (c=1, 45 requests)",
+            "probe|sdk|fake|1": "per-request probe, FakeModelServer as it is (c=1, 45 requests)",
         }
-        lines += ["", "What limits it (same workload; one change at a time; the tuned server is the "
-                  "same FakeModelServer with two socket settings changed in its process):", "", head]
+        lines += ["", "What limits it (same workload; one change at a time from the configuration "
+                  "above):", "", head]
         for k, label in labels.items():
             if k in diag:
                 lines.append(_row(label, diag[k]))
@@ -472,40 +464,54 @@ def findings(m: dict) -> list[str]:
                    f"(requests still built, images read and base64-encoded) c=32 is "
                    f"{over('diag|sleep|none|32')} over ideal, at "
                    f"{med('diag|sleep|none|32', 'client_cpu_ms'):.2f} ms of CPU per request.")
-    if "probe|sdk|stock|1" in m and "probe|sdk|tuned|1" in m:
-        a, b = med("probe|sdk|stock|1", "lat_p50"), med("probe|sdk|tuned|1", "lat_p50")
-        retries = [r.get("retries", 0) for k in ("main|sdk|stock|32", "main|sdk|stock|64")
-                   for r in m.get(k, [])]
-        out.append(f"- The stock fake server adds {(a - b) * 1000:.0f} ms to every call (p50 "
-                   f"{a * 1000:.0f} vs {b * 1000:.0f} ms at c=1): `http.server` sends the "
-                   "headers and the body in two writes with Nagle's algorithm on, so the body "
-                   "waits for the client's delayed ACK (~40 ms on Linux) -- 20% of a 200 ms "
-                   "latency at any concurrency. It also listens with socketserver's backlog of "
-                   f"5: when 32 or 64 connections open at once some fail and are retried after "
-                   f"a backoff ({sum(retries)} retries over the c=32/64 runs above). Fix "
-                   "(fake_server.py): `disable_nagle_algorithm = True` on the handler, "
-                   "`request_queue_size = 128` on the server; with both, c=32 goes from "
-                   f"{over('main|sdk|stock|32')} to {over('diag|sdk|tuned|32')}.")
-    if "diag|sdk|tuned|32" in m and "diag|patched|tuned|32" in m:
-        cpu = med("diag|sdk|tuned|32", "client_cpu_ms")
-        out.append(f"- What remains is client CPU on the one event-loop thread: the openai SDK "
-                   f"path costs {cpu:.1f} ms of CPU per request at c=32 "
-                   f"({med('diag|sdk|tuned|64', 'client_cpu_ms'):.1f} ms at c=64: httpx2's "
-                   "connection pool scans every connection on each request). At c=32 the ideal "
-                   f"rate is 160 requests/s, i.e. {0.160 * cpu:.2f} of a core for the client "
-                   f"alone, plus {med('diag|sdk|tuned|32', 'server_cpu_ms'):.1f} ms/request in "
-                   "the fake server, on 2 cores shared with other engineers' test runs. A "
-                   "py-spy profile (c=32, 2026-11-23) put ~87% of the event loop's busy time "
-                   "in the SDK: the httpx2/httpcore2 send path ~42% (socket writes of the "
-                   "~175 kB body, pool bookkeeping), the SDK's type-driven transform of the "
-                   "params ~17%, JSON encoding ~8%, response read + parse ~15%; the runner, "
-                   "make_request (file read, sha256) and base64 ~7%.")
-        out.append(f"- The proposed provider change (openai's `DefaultAioHttpClient` transport, "
-                   f"and the body posted with `client.post` instead of `chat.completions.create`,"
-                   f" which skips the transform) cuts that to "
-                   f"{med('diag|patched|tuned|32', 'client_cpu_ms'):.1f} ms/request and brings "
-                   f"c=32 to {over('diag|patched|tuned|32')} (c=64: "
-                   f"{over('diag|patched|tuned|64')}; 320 requests/s stays CPU-bound here).")
+    if "probe|sdk|stdlib|1" in m and "probe|sdk|fake|1" in m:
+        a, b = med("probe|sdk|stdlib|1", "lat_p50"), med("probe|sdk|fake|1", "lat_p50")
+        retries = [r.get("retries", 0) for r in m.get("diag|sdk|stdlib|32", [])]
+        out.append(f"- The test double, not the tool, cost most of the gap before: "
+                   "`http.server` sends the headers and the body in two writes, and with "
+                   "Nagle's algorithm on the body waits for the client's delayed ACK (~40 ms on "
+                   f"Linux): {(a - b) * 1000:+.0f} ms per call (p50 {a * 1000:.0f} vs "
+                   f"{b * 1000:.0f} ms at c=1). socketserver's listen backlog of 5 can also "
+                   "refuse some of 32-64 connections opened at once, retried after a backoff ("
+                   + (f"{sum(retries)} retries in the c=32 row with those defaults" if sum(retries)
+                      else "none in the c=32 row with those defaults here; 71 over the c=32/64 "
+                      "runs of 2026-11-23 13:15, on the httpx2 transport")
+                   + "). FakeModelServer now sets `disable_nagle_algorithm = True` on its handler and "
+                   "`request_queue_size = 128` on its server; with the defaults back, c=32 is "
+                   f"{over('diag|sdk|stdlib|32')} instead of {over('main|sdk|fake|32')} (the "
+                   "first measurement, 2026-11-23 13:15, with these defaults and the httpx2 "
+                   "transport: +44%).")
+    if "diag|httpx|fake|32" in m and "main|sdk|fake|32" in m:
+        h, a = med("diag|httpx|fake|32", "client_cpu_ms"), med("main|sdk|fake|32", "client_cpu_ms")
+        h64, a64 = med("diag|httpx|fake|64", "client_cpu_ms"), med("main|sdk|fake|64", "client_cpu_ms")
+        out.append(f"- What remains is client CPU on the one event-loop thread. On the SDK's "
+                   f"default httpx2 transport a request costs {h:.1f} ms of CPU at c=32 "
+                   f"({h64:.1f} ms at c=64) and c=32 is {over('diag|httpx|fake|32')} over ideal "
+                   f"(c=64: {over('diag|httpx|fake|64')}); on the SDK's aiohttp transport (the "
+                   f"provider's default now, same `chat.completions.create` call) {a:.1f} ms "
+                   f"({a64:.1f} ms at c=64), {over('main|sdk|fake|32')} (c=64: "
+                   f"{over('main|sdk|fake|64')}). At c=32 the ideal rate is 160 requests/s, i.e. "
+                   f"{0.160 * a:.2f} of a core for the client alone, plus "
+                   f"{med('main|sdk|fake|32', 'server_cpu_ms'):.1f} ms/request in the fake "
+                   "server, on 2 cores shared with other work; at c=64 (320 requests/s) the "
+                   "client needs "
+                   f"{0.320 * a64:.2f} of a core and the run is CPU-bound on this machine. "
+                   "Single runs are noisy on a shared machine; in 23 back-to-back pairs "
+                   "(2026-11-23, c=32 and c=64, 300 or 2,718 requests, 1-minute load 0.5 to 7) "
+                   "aiohttp used less client CPU per request in 22, median -18%; at c=32 on a "
+                   "quiet machine the wall time is the same within noise, at c=64 aiohttp was "
+                   "closer to the ideal in every pair.")
+        out.append("- Where the client's CPU goes (py-spy, c=32, 2026-11-23). On httpx2: ~87% of "
+                   "the event loop's busy time in the SDK -- the httpx2/httpcore2 send path ~42% "
+                   "(socket writes of the ~175 kB body, pool bookkeeping), the SDK's type-driven "
+                   "transform of the params ~17%, JSON encoding ~8%, response read + parse ~15%; "
+                   "the runner, make_request (file read, sha256) and base64 ~7%. On aiohttp the "
+                   "send path drops to ~19% (of which ~11% is the kernel copy of the body); "
+                   "what is left is the SDK's own work on every `create` call -- the transform "
+                   "~22%, JSON encoding of the body ~11%, response read + parse ~14%, other SDK "
+                   "and httpx2 request plumbing ~19% -- and the runner's side ~15%. Going lower "
+                   "would mean leaving the SDK's typed call (posting a pre-built body), which the "
+                   "provider does not do: model calls go through the official SDKs.")
     return out
 
 
@@ -578,7 +584,7 @@ def render_cached(res: dict, meta: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--tuned", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--stdlib-sockets", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--latency", type=float, default=LATENCY)
     ap.add_argument("--repeats", type=int, default=3, help="runs at concurrency 32 and 64")
     ap.add_argument("--long-repeats", type=int, default=1, help="runs at concurrency 1 and 8")
@@ -593,7 +599,7 @@ def main() -> None:
     ap.add_argument("--render-only", action="store_true", help="rewrite the sections from the saved JSON")
     a = ap.parse_args()
     if a.serve:
-        serve(a.latency, a.tuned)
+        serve(a.latency, a.stdlib_sockets)
         return
     isolate("throughput")
     out = workdir() / "throughput.json"
@@ -601,17 +607,17 @@ def main() -> None:
     raw: dict = json.loads(out.read_text()) if out.exists() else {}
     if not a.render_only:
         init_store("throughput", "bench-throughput")
-        with servers(a.latency) as (stock, tuned):
+        with servers(a.latency) as (fake, stdlib):
             if not a.skip_throughput:
                 meta = new_meta(cmd)
                 w = Workload()
-                m = run_matrix(w, stock, tuned, a.repeats, a.long_repeats, not a.no_diagnose,
+                m = run_matrix(w, fake, stdlib, a.repeats, a.long_repeats, not a.no_diagnose,
                                a.diag_repeats)
                 raw["throughput"] = {"meta": end_meta(meta), "results": m}
                 out.write_text(json.dumps(raw, indent=1, default=str))
             if not a.skip_cached:
                 meta = new_meta(cmd)
-                res = run_cached(stock, a.cached_repeats, a.traced_rerun)
+                res = run_cached(fake, a.cached_repeats, a.traced_rerun)
                 raw["cached"] = {"meta": end_meta(meta), "results": res}
                 out.write_text(json.dumps(raw, indent=1, default=str))
     for name, render in (("throughput", render_throughput), ("cached", render_cached)):
