@@ -7,6 +7,11 @@ judge prompt version and text hash, prediction, truth), so re-scoring the same a
 pays twice; pairs equal after normalisation are matched without a call. Judge tokens and
 cost are counted apart from the model's. A judge answer that cannot be read, or a call that
 fails after retries, is a "no match" verdict whose reason says so, counted and never cached.
+
+Tracing: with a `tracer` set (tracking_traces.Tracer, given by the run unless --no-traces),
+every judge call is an MLflow trace of the run (task `diagnosis-judge`, tag nova.role=judge):
+the cases that produced the pair, the prompt sent, the raw answer and the parsed verdict,
+tokens, latency and failed attempts. Shortcuts and cache hits make no call, so no trace.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nova_mlflow.matching import Verdict
 from nova_mlflow.metrics.diagnosis import normalize
@@ -31,7 +38,7 @@ from nova_mlflow.prompts import Prompt, load_prompt
 from nova_mlflow.providers import create_provider
 from nova_mlflow.providers.base import GenerationSettings, Request
 from nova_mlflow.runner import RateLimiter, RetryPolicy, RunStats, call_with_retries, error_text
-from nova_mlflow.schemas import Task
+from nova_mlflow.schemas import Case, Task
 
 DEFAULT_JUDGE = "gpt-4o"
 _VERDICT = re.compile(r'"?(?:verdict|match)"?\s*[:=]\s*"?(yes|no|true|false|match|no match)\b', re.I)
@@ -101,7 +108,13 @@ class JudgeUsage:
 
 
 class JudgeMatcher:
-    """A Matcher whose verdicts come from an LLM (through the provider layer)."""
+    """A Matcher whose verdicts come from an LLM (through the provider layer).
+
+    Scoring passes the case of each pair (`match_many(pairs, cases=...)`, as announced by
+    `takes_cases`), so a traced judge call names the cases it was asked for.
+    """
+
+    takes_cases = True
 
     def __init__(self, model: str = DEFAULT_JUDGE, prompt_version: str = "v1", *,
                  base_url: str | None = None, concurrency: int = 8,
@@ -115,6 +128,7 @@ class JudgeMatcher:
         self.cache = VerdictCache(cache_dir() / "judge_verdicts.sqlite") if use_cache else None
         self.usage = JudgeUsage()
         self.settings = GenerationSettings(temperature=0.0, max_tokens=200, seed=0)
+        self.tracer: Any = None  # tracking_traces.Tracer: one trace per judge call when set
 
     def key(self, prediction: str, truth: str) -> str:
         payload = [self.model, self.prompt.version, self.prompt.sha256,
@@ -124,7 +138,14 @@ class JudgeMatcher:
     def match(self, prediction: str, truth: str) -> Verdict:
         return self.match_many([(prediction, truth)])[0]
 
-    def match_many(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
+    def match_many(self, pairs: Sequence[tuple[str, str]],
+                   cases: Sequence[Case] | None = None) -> list[Verdict]:
+        """`cases`, when given, holds the case each pair comes from (for the traces)."""
+        owners: dict[tuple[str, str], list[Case]] = {}
+        for pair, case in zip(pairs, cases or ()):
+            known = owners.setdefault(pair, [])
+            if all(c.filename != case.filename for c in known):
+                known.append(case)
         verdicts: dict[tuple[str, str], Verdict] = {}
         todo: list[tuple[str, str]] = []
         for pair in dict.fromkeys(pairs):
@@ -140,10 +161,20 @@ class JudgeMatcher:
             else:
                 todo.append(pair)
         if todo:
-            verdicts.update(asyncio.run(self._ask_all(todo)))
+            verdicts.update(asyncio.run(self._ask_all(todo, owners)))
         return [verdicts[p] for p in pairs]
 
-    async def _ask_all(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Verdict]:
+    def _span(self, request: Request, pair: tuple[str, str], cases: list[Case]) -> Any:
+        if self.tracer is None:
+            return nullcontext()
+        return self.tracer.judge_span(request, judge_model=self.model,
+                                      prompt_name=self.prompt.name,
+                                      prompt_version=self.prompt.version, prediction=pair[0],
+                                      truth=pair[1], cases=cases)
+
+    async def _ask_all(self, pairs: list[tuple[str, str]],
+                       owners: dict[tuple[str, str], list[Case]] | None = None
+                       ) -> dict[tuple[str, str], Verdict]:
         sem = asyncio.Semaphore(self.concurrency)
         limiter, rng, stats = RateLimiter(None), random.Random(0), RunStats()
 
@@ -153,22 +184,40 @@ class JudgeMatcher:
                               prompt=self.prompt.render(prediction=pred, truth=truth),
                               prompt_version=f"judge-{self.prompt.version}", settings=self.settings)
             async with sem:
-                try:
-                    resp, _ = await call_with_retries(self.provider, request, self.policy,
-                                                      limiter, rng, stats)
-                except Exception as exc:
-                    self.usage.api_errors += 1
-                    return pair, Verdict(False, f"judge call failed: {error_text(exc)}")
-            self.usage.calls += 1
-            self.usage.input_tokens += resp.input_tokens or 0
-            self.usage.output_tokens += resp.output_tokens or 0
-            read = read_verdict(resp.text)
-            if read is None:
-                self.usage.unreadable += 1
-                return pair, Verdict(False, f"judge answer unreadable: {resp.text[:120]!r}")
-            verdict = Verdict(read[0], read[1] or ("match" if read[0] else "no match"))
-            if self.cache:
-                self.cache.put(self.key(pred, truth), verdict)
+                # one trace per judge call (when the run traces), failed attempts as events
+                with self._span(request, pair, (owners or {}).get(pair, [])) as span:
+                    start = time.perf_counter()
+                    try:
+                        resp, attempts = await call_with_retries(
+                            self.provider, request, self.policy, limiter, rng, stats, span)
+                    except Exception as exc:
+                        self.usage.api_errors += 1
+                        verdict = Verdict(False, f"judge call failed: {error_text(exc)}")
+                        if span is not None:
+                            span.finish_verdict(
+                                status="api_error", text=None, match=False,
+                                reason=verdict.reason, error=error_text(exc),
+                                latency_s=round(time.perf_counter() - start, 4),
+                                attempts=getattr(exc, "attempts", 1))
+                        return pair, verdict
+                    latency = round(time.perf_counter() - start, 4)
+                    self.usage.calls += 1
+                    self.usage.input_tokens += resp.input_tokens or 0
+                    self.usage.output_tokens += resp.output_tokens or 0
+                    read = read_verdict(resp.text)
+                    if read is None:
+                        self.usage.unreadable += 1
+                        verdict = Verdict(False, f"judge answer unreadable: {resp.text[:120]!r}")
+                    else:
+                        verdict = Verdict(read[0], read[1] or ("match" if read[0] else "no match"))
+                        if self.cache:
+                            self.cache.put(self.key(pred, truth), verdict)
+                    if span is not None:
+                        span.finish_verdict(
+                            status="answered" if read is not None else "unreadable",
+                            text=resp.text, match=verdict.match, reason=verdict.reason,
+                            input_tokens=resp.input_tokens, output_tokens=resp.output_tokens,
+                            latency_s=latency, attempts=attempts)
             return pair, verdict
 
         return dict(await asyncio.gather(*(one(p) for p in pairs)))

@@ -66,7 +66,11 @@ class Matcher(Protocol):
     def match(self, prediction: str, truth: str) -> Verdict: ...
 
     def match_many(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
-        """One verdict per (prediction, truth) pair, in order (a judge batches these)."""
+        """One verdict per (prediction, truth) pair, in order (a judge batches these).
+
+        A matcher with `takes_cases = True` (the LLM judge) is also given `cases=`, the case
+        each pair comes from, to name them in its traces.
+        """
         ...
 
 

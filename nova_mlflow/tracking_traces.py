@@ -12,6 +12,22 @@ prediction), token usage, latency, status, and one `attempt_failed` event per fa
 goes through `secrets.redact` again here. The openai/gemini autolog integrations are not
 used: they record the request as sent, i.e. the base64 image bytes.
 
+Request preview: the UI's "compare to <run>" switch pairs the rows of two runs by the trace's
+request preview (MLflow 3.17's evaluation review table), which MLflow otherwise fills with the
+root span's inputs; those hold the prompt text, so a case's v1 and v2 traces never paired. So
+every trace's preview is set to its case key ({"filename", "case_id", "task"}; a judge call's:
+{"task", "prediction", "truth"}); the span's inputs keep everything.
+
+Judge calls (`--judge MODEL`): each provider call of the LLM judge is a trace of its own, linked
+to the run the same way, named `nova.diagnosis-judge` and tagged `nova.role=judge` (a model
+call's trace is tagged `nova.role=model`); inputs: the cases whose answers produced the
+(prediction, truth) pair (case id, filename, the diagnosis trace id of the case), the judge
+model, the judge prompt name + version and the text sent; outputs: the raw answer and the
+parsed verdict (match + reason); token usage, latency, attempts and failed attempts as above.
+A verdict read from the verdict cache, or a pair equal after normalisation, makes no call and
+so has no trace (its reason is the rationale of the case's top1/top5 feedback). Judge traces
+carry no assessments.
+
 Cache hits: a cached answer gets a trace of its own (re-logged, not linked to the trace of the
 run that paid for it), tagged `nova.cached=true`, with no attempt events; so every run shows
 the same per-case view and its assessments stay its own.
@@ -28,6 +44,7 @@ server) get the public API from a thread pool.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -51,6 +68,8 @@ log = logging.getLogger("nova_mlflow")
 
 SOURCE = AssessmentSource(source_type="CODE", source_id="nova_mlflow")
 SPAN_NAME = "nova.{task}"
+JUDGE_TASK = "diagnosis-judge"  # the task name of a judge call's trace (tag nova.task)
+ROLE_TAG = "nova.role"  # "model" or "judge"
 EXPORT_WORKERS_VAR = "MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS"
 
 #: feedback name -> (value, rationale or None)
@@ -66,13 +85,11 @@ class CaseAssessments:
     feedback: dict[str, tuple[Any, str | None]] = field(default_factory=dict)
 
 
-class CallSpan:
-    """One provider call's root span; the runner reports failed attempts and the answer."""
+class _RootSpan:
+    """A provider call's root span; the runner reports each failed attempt as an event."""
 
-    def __init__(self, span: Any, frame: Frame | None, case: Case) -> None:
+    def __init__(self, span: Any) -> None:
         self._span = span
-        self._frame = frame
-        self._case = case
         self.trace_id: str = span.trace_id
 
     def attempt_failed(self, attempt: int, status: int | None, error: str, retryable: bool,
@@ -90,6 +107,15 @@ class CallSpan:
         if delay_s is not None:
             attrs["retry_in_s"] = round(delay_s, 3)
         self._span.add_event(SpanEvent("attempt_failed", attributes=attrs))
+
+
+class CallSpan(_RootSpan):
+    """One model call's root span; the runner reports failed attempts and the answer."""
+
+    def __init__(self, span: Any, frame: Frame | None, case: Case) -> None:
+        super().__init__(span)
+        self._frame = frame
+        self._case = case
 
     def finish(self, answer: Answer | None) -> None:
         """Outputs, usage and status from the answer record (None: the provider had none)."""
@@ -125,6 +151,15 @@ class CallSpan:
             span.set_status("ERROR")
 
 
+def _set_request_preview(trace_id: str, key: Mapping[str, Any]) -> None:
+    """The trace's request preview: what the UI shows as Request and pairs runs' rows by."""
+    from mlflow.tracing.trace_manager import InMemoryTraceManager
+
+    with InMemoryTraceManager.get_instance().get_trace(trace_id) as trace:
+        if trace is not None:
+            trace.info.request_preview = json.dumps(dict(key), ensure_ascii=False)
+
+
 def _parsed(answer: Answer, frame: Frame | None, case: Case) -> Any:
     """The prediction as scoring will read it (or the parse error), for the trace's outputs."""
     size = (case.image_width, case.image_height)
@@ -135,8 +170,46 @@ def _parsed(answer: Answer, frame: Frame | None, case: Case) -> Any:
     return p.prediction.model_dump(mode="json", exclude={"schema_version"})
 
 
+class JudgeSpan(_RootSpan):
+    """One judge call's root span: failed attempts as events, then the verdict it gave."""
+
+    def finish_verdict(self, *, status: str, text: str | None, match: bool, reason: str,
+                       input_tokens: int | None = None, output_tokens: int | None = None,
+                       latency_s: float | None = None, attempts: int | None = None,
+                       error: str | None = None) -> None:
+        """`status`: answered, unreadable (no verdict in the answer) or api_error."""
+        try:
+            self._finish_verdict(status, text, match, reason, input_tokens, output_tokens,
+                                 latency_s, attempts, error)
+        except Exception as exc:  # noqa: BLE001 - tracing must never cost a verdict
+            log.debug("could not record a verdict on a trace span: %s", exc)
+
+    def _finish_verdict(self, status: str, text: str | None, match: bool, reason: str,
+                        input_tokens: int | None, output_tokens: int | None,
+                        latency_s: float | None, attempts: int | None, error: str | None) -> None:
+        span = self._span
+        outputs: dict[str, Any] = {"text": text, "status": status,
+                                   "verdict": {"match": match, "reason": redact(reason) or ""}}
+        if error:
+            outputs["error"] = redact(error)
+        span.set_outputs(outputs)
+        attrs: dict[str, Any] = {"nova.status": status, "nova.verdict": match,
+                                 "nova.attempts": attempts or 0,
+                                 "nova.latency_s": latency_s or 0.0}
+        if input_tokens is not None or output_tokens is not None:
+            i, o = input_tokens or 0, output_tokens or 0
+            attrs[SpanAttributeKey.CHAT_USAGE] = {"input_tokens": i, "output_tokens": o,
+                                                  "total_tokens": i + o}
+        span.set_attributes(attrs)
+        if status == "api_error":
+            span.set_status("ERROR")
+
+
 class Tracer:
-    """Opens one trace per provider call of a run and remembers it per (filename, task)."""
+    """Opens one trace per provider call of a run and remembers it per (filename, task).
+
+    The LLM judge's calls (`judge_span`) get traces too, listed in `judge_trace_ids`.
+    """
 
     def __init__(self, run_id: str, experiment_id: str, model: str,
                  prompts: Mapping[Task, str] | None = None, frame: Frame | str | None = None) -> None:
@@ -146,6 +219,7 @@ class Tracer:
         self.prompts = {t: name for t, name in (prompts or {}).items()}
         self.frame = Frame(frame) if frame else None
         self.trace_ids: dict[tuple[str, Task], str] = {}
+        self.judge_trace_ids: list[str] = []
         self.seconds = 0.0  # time spent in span bookkeeping on the caller's thread
         if mlflow.get_tracking_uri().startswith("sqlite"):
             # sqlite takes one writer at a time: MLflow's 10 export threads only contend for
@@ -175,12 +249,14 @@ class Tracer:
                             SpanAttributeKey.MODEL: self.model},
                 tags={"nova.task": task.value, "nova.filename": case.filename,
                       "nova.case_id": case.case_id, "nova.cached": str(cached).lower(),
-                      "nova.prompt_version": request.prompt_version},
+                      "nova.prompt_version": request.prompt_version, ROLE_TAG: "model"},
                 metadata={TraceMetadataKey.SOURCE_RUN: self.run_id},
                 experiment_id=self.experiment_id)
             if getattr(span, "trace_id", None) and span.trace_id != "MLFLOW_NO_OP_SPAN_TRACE_ID":
                 call = CallSpan(span, self.frame, case)
                 self.trace_ids[(case.filename, task)] = call.trace_id
+                _set_request_preview(call.trace_id, {"filename": case.filename,
+                                                     "case_id": case.case_id, "task": task.value})
         except Exception as exc:  # noqa: BLE001 - tracing must never cost an answer
             log.debug("could not open a trace span: %s", exc)
         self.seconds += time.perf_counter() - t0
@@ -193,6 +269,58 @@ class Tracer:
                     call._span.end()
                 except Exception as exc:  # noqa: BLE001 - as above
                     log.debug("could not end a trace span: %s", exc)
+                self.seconds += time.perf_counter() - t1
+
+    @contextmanager
+    def judge_span(self, request: Request, *, judge_model: str, prompt_name: str,
+                   prompt_version: str, prediction: str, truth: str, cases: Iterable[Case] = ()
+                   ) -> Iterator[JudgeSpan | None]:
+        """Root span around one judge call; yields None if tracing is unavailable.
+
+        `cases`: the cases whose answers gave this (prediction, truth) pair (the judge asks
+        once per distinct pair); the first one names the trace (tags nova.case_id/filename).
+        """
+        t0 = time.perf_counter()
+        call: JudgeSpan | None = None
+        try:
+            owners = [{"case_id": c.case_id, "filename": c.filename,
+                       "trace_id": self.trace_ids.get((c.filename, Task.diagnosis))}
+                      for c in cases]
+            first = owners[0] if owners else {"case_id": "", "filename": ""}
+            inputs = {"case_id": first["case_id"], "filename": first["filename"],
+                      "task": JUDGE_TASK, "role": "judge", "model": judge_model,
+                      "judged_model": self.model,
+                      "prompt": {"name": prompt_name, "version": prompt_version},
+                      "prediction": prediction, "truth": truth, "cases": owners,
+                      "text": request.prompt}
+            span = mlflow.start_span_no_context(
+                SPAN_NAME.format(task=JUDGE_TASK), span_type=SpanType.LLM, inputs=inputs,
+                attributes={"nova.task": JUDGE_TASK, "nova.role": "judge",
+                            "nova.filename": first["filename"],
+                            SpanAttributeKey.MODEL: judge_model},
+                tags={"nova.task": JUDGE_TASK, ROLE_TAG: "judge",
+                      "nova.filename": first["filename"], "nova.case_id": first["case_id"],
+                      "nova.n_cases": str(len(owners)), "nova.judge_model": judge_model,
+                      "nova.prompt_version": prompt_version},
+                metadata={TraceMetadataKey.SOURCE_RUN: self.run_id},
+                experiment_id=self.experiment_id)
+            if getattr(span, "trace_id", None) and span.trace_id != "MLFLOW_NO_OP_SPAN_TRACE_ID":
+                call = JudgeSpan(span)
+                self.judge_trace_ids.append(call.trace_id)
+                _set_request_preview(call.trace_id, {"task": JUDGE_TASK, "prediction": prediction,
+                                                     "truth": truth})
+        except Exception as exc:  # noqa: BLE001 - tracing must never cost a verdict
+            log.debug("could not open a judge trace span: %s", exc)
+        self.seconds += time.perf_counter() - t0
+        try:
+            yield call
+        finally:
+            if call is not None:
+                t1 = time.perf_counter()
+                try:
+                    call._span.end()
+                except Exception as exc:  # noqa: BLE001 - as above
+                    log.debug("could not end a judge trace span: %s", exc)
                 self.seconds += time.perf_counter() - t1
 
     def log_scores(self, scores: Any, cases: list[Case]) -> int:

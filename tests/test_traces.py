@@ -54,11 +54,13 @@ def _runs(tmp_path):
                   key=lambda r: r.info.start_time)
 
 
-def _traces(run) -> list:
+def _traces(run, role: str | None = None) -> list:
+    """The run's traces; `role` "model" or "judge" keeps only those calls (tag nova.role)."""
     import mlflow
 
-    return mlflow.search_traces(locations=[run.info.experiment_id], run_id=run.info.run_id,
-                                return_type="list")
+    traces = mlflow.search_traces(locations=[run.info.experiment_id], run_id=run.info.run_id,
+                                  return_type="list")
+    return [t for t in traces if role is None or t.info.tags.get("nova.role") == role]
 
 
 def test_one_trace_per_case_and_task_with_expectations_and_feedback(
@@ -66,6 +68,7 @@ def test_one_trace_per_case_and_task_with_expectations_and_feedback(
     _run("--data", str(demo_dir))
     (run,) = _runs(tmp_path)
     traces = _traces(run)
+    assert {t.info.tags["nova.role"] for t in traces} == {"model"}  # no judge in this run
     assert len(traces) == 3 * LIMIT
     keys = Counter((t.info.tags["nova.filename"], t.info.tags["nova.task"]) for t in traces)
     assert len(keys) == 3 * LIMIT and set(keys.values()) == {1}
@@ -79,6 +82,10 @@ def test_one_trace_per_case_and_task_with_expectations_and_feedback(
         assert all(a.source.source_type == "CODE" and a.source.source_id == "nova_mlflow"
                    for a in t.info.assessments)
         span = t.data.spans[0]
+        # the preview (the UI's Request column, by which "compare to" pairs runs) is the case
+        assert json.loads(t.info.request_preview) == {
+            "filename": t.info.tags["nova.filename"], "case_id": t.info.tags["nova.case_id"],
+            "task": task}
         assert span.inputs["task"] == task and span.inputs["prompt"]["name"].startswith("nova-")
         assert span.inputs["prompt"]["version"] == "v1" and span.inputs["text"]
         assert span.outputs["status"] == "answered" and span.outputs["text"]
@@ -130,6 +137,130 @@ def test_no_key_in_any_trace(tmp_path, demo_dir, own_cache, server):
     dumped = json.dumps([t.to_dict() for t in traces])
     assert KEY not in dumped and KEY[:12] not in dumped
     assert "[redacted]" in dumped  # the echoing error was there, scrubbed
+
+
+def test_judge_calls_are_traced_apart_from_the_model_calls(tmp_path, demo_dir, own_cache, server,
+                                                           monkeypatch):
+    """--judge: one trace per judge call, linked to the run, with the verdict; none with
+    --no-traces; the model's traces stay one per case; no key anywhere."""
+    from nova_mlflow.judge import read_verdict
+    from nova_mlflow.testing.fake_server import fake_judge
+
+    args = ("--data", str(demo_dir), "--tasks", "diagnosis", "--judge", "gpt-4o")
+    # --no-traces first, on a cache of its own (so its judge calls are really made)
+    monkeypatch.setenv("NOVA_MLFLOW_CACHE", str(tmp_path / "cache-untraced"))
+    m0 = _run(*args, "--no-traces", "--experiment", "untraced")
+    assert m0["diagnosis/judge_calls"] > 0
+    faults_before = server.count(429) + server.count(500)
+    monkeypatch.setenv("NOVA_MLFLOW_CACHE", str(own_cache))
+    m = _run(*args, "--experiment", "traced")
+    untraced, run = _runs(tmp_path)
+    assert _traces(untraced) == []
+
+    model, judge = _traces(run, "model"), _traces(run, "judge")
+    assert len(model) + len(judge) == len(_traces(run))
+    # the model's traces: still one per case and task
+    assert len(model) == LIMIT
+    assert len({t.info.tags["nova.filename"] for t in model}) == LIMIT
+    assert {t.info.tags["nova.task"] for t in model} == {"diagnosis"}
+    # the judge's: one per call (a verdict cache hit or a normalisation shortcut makes none)
+    calls = m["diagnosis/judge_calls"] + m["diagnosis/judge_api_errors"]
+    assert calls > 0 and len(judge) == calls
+    model_ids = {t.info.trace_id for t in model}
+    reasons = set()
+    for t in judge:
+        assert t.info.trace_metadata["mlflow.sourceRun"] == run.info.run_id
+        assert t.info.tags["nova.task"] == "diagnosis-judge"
+        assert t.info.tags["nova.judge_model"] == "gpt-4o"
+        (span,) = t.data.spans
+        assert span.name == "nova.diagnosis-judge" and span.attributes["nova.role"] == "judge"
+        inp, out = span.inputs, span.outputs
+        assert inp["task"] == "diagnosis-judge" and inp["model"] == "gpt-4o"
+        assert inp["prompt"] == {"name": "nova-judge", "version": "v1"}
+        assert f"Predicted diagnosis: {inp['prediction']}" in inp["text"]
+        assert f"Ground-truth diagnosis: {inp['truth']}" in inp["text"]
+        assert inp["cases"] and inp["case_id"] == inp["cases"][0]["case_id"]
+        assert {c["trace_id"] for c in inp["cases"]} <= model_ids  # the answers it judged
+        assert t.info.tags["nova.filename"] == inp["cases"][0]["filename"]
+        assert json.loads(t.info.request_preview) == {
+            "task": "diagnosis-judge", "prediction": inp["prediction"], "truth": inp["truth"]}
+        # outputs: the raw answer and the verdict parsed from it
+        assert out["status"] == "answered" and out["text"] == fake_judge(inp["text"])
+        match, reason = read_verdict(out["text"])
+        assert out["verdict"] == {"match": match, "reason": reason}
+        assert span.attributes["nova.verdict"] is match
+        assert span.attributes["mlflow.chat.tokenUsage"]["input_tokens"] > 0
+        assert span.attributes["nova.latency_s"] > 0 and span.attributes["nova.attempts"] >= 1
+        assert not t.info.assessments  # the scores are on the model's traces
+        reasons.add(reason)
+    assert reasons <= {"word sets nest", "different words"}
+    # ... and those verdicts are the ones scoring used (the rationale of top5)
+    rationales = " ".join(a.rationale or "" for t in model for a in t.info.assessments
+                          if a.name == "top5")
+    assert any(r in rationales for r in reasons)
+    # every failed attempt of the run, model's or judge's, is an event on its trace
+    events = [e for t in model + judge for e in t.data.spans[0].events
+              if e.name == "attempt_failed"]
+    codes = Counter(e.attributes["status_code"] for e in events)
+    assert codes[429] + codes[500] == server.count(429) + server.count(500) - faults_before > 0
+    assert any(e.name == "attempt_failed" for t in judge for e in t.data.spans[0].events)
+    dumped = json.dumps([t.to_dict() for t in model + judge])
+    assert KEY not in dumped and KEY[:12] not in dumped
+
+
+def test_judge_traces_of_unreadable_and_failed_calls(tmp_path, demo_dir, own_cache, monkeypatch):
+    """An answer with no verdict and a refused call: each still a judge trace, saying so."""
+    import mlflow
+
+    from nova_mlflow.data import load_dataset
+    from nova_mlflow.judge import JudgeMatcher
+    from nova_mlflow.runner import RetryPolicy
+    from nova_mlflow.testing.fake_server import default_script
+    from nova_mlflow.tracking_traces import Tracer, flush
+
+    def script(route, model, prompt, image):
+        return "I am not sure." if "Predicted diagnosis: Mystery" in prompt else \
+            default_script(route, model, prompt, image)
+
+    wrong = "sk-wrong-5e6f7a8b9c0d"
+    srv = FakeModelServer(api_key=KEY, script=script).start()
+    monkeypatch.setenv("OPENAI_BASE_URL", srv.openai_base_url)
+    c1, c2 = load_dataset(str(demo_dir)).cases[:2]
+    policy = RetryPolicy(max_retries=0, base_delay=0.01)
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    mlflow.set_experiment("judge-faults")
+    try:
+        with mlflow.start_run() as active:
+            tracer = Tracer(active.info.run_id, active.info.experiment_id, "gpt-4o")
+            monkeypatch.setenv("OPENAI_API_KEY", KEY)
+            judge = JudgeMatcher("gpt-4o", policy=policy, use_cache=False)
+            judge.tracer = tracer
+            unreadable, answered = judge.match_many(
+                [("Mystery", c1.final_diagnosis), ("Glioma", c2.final_diagnosis)], cases=[c1, c2])
+            monkeypatch.setenv("OPENAI_API_KEY", wrong)
+            refused = JudgeMatcher("gpt-4o", policy=policy, use_cache=False)
+            refused.tracer = tracer
+            (failed,) = refused.match_many([("Glioma", c1.final_diagnosis)], cases=[c1])
+    finally:
+        srv.stop()
+    flush()
+    assert "unreadable" in unreadable.reason and "judge call failed" in failed.reason
+    assert judge.usage.unreadable == 1 and refused.usage.api_errors == 1
+    run = mlflow.get_run(active.info.run_id)
+    traces = {t.data.spans[0].inputs["prediction"] + "/" + t.data.spans[0].inputs["filename"]: t
+              for t in _traces(run, "judge")}
+    assert len(traces) == 3 == len(tracer.judge_trace_ids)
+    out = traces[f"Mystery/{c1.filename}"].data.spans[0].outputs
+    assert out["status"] == "unreadable" and out["text"] == "I am not sure."
+    assert out["verdict"] == {"match": False, "reason": unreadable.reason}
+    assert traces[f"Glioma/{c2.filename}"].data.spans[0].outputs["status"] == "answered"
+    span = traces[f"Glioma/{c1.filename}"].data.spans[0]
+    assert span.status.status_code == "ERROR" and span.outputs["status"] == "api_error"
+    assert span.outputs["text"] is None and span.outputs["error"]
+    (event,) = span.events
+    assert event.name == "attempt_failed" and event.attributes["status_code"] == 401
+    dumped = json.dumps([t.to_dict() for t in traces.values()])
+    assert KEY not in dumped and wrong not in dumped and wrong[:12] not in dumped
 
 
 def test_no_traces_flag_makes_none(tmp_path, demo_dir, own_cache, server):
@@ -253,12 +384,40 @@ def test_scorers_in_genai_evaluate_on_the_demo_set(tmp_path, demo_dir, monkeypat
     assert any(a.feedback is not None for a in trace.info.assessments)
 
 
-# --- the review flow in a real browser (optional: needs chromium + the playwright package) ----
+# --- the review flow in a real browser (needs Debian's chromium + the playwright package) ------
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
+# --no-sandbox: CI runs as root in a container (Chromium refuses its sandbox as root);
+# --disable-dev-shm-usage: a container's /dev/shm is often 64 MB, too small for Chromium
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                  "--disable-quic", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
+REQUIRE_BROWSER = "NOVA_TEST_REQUIRE_BROWSER"  # set by .ci/run, which installs both
+LAUNCH_TIMEOUT_MS = 90_000
+PAGE_TIMEOUT_MS = 120_000  # the first page load builds the UI's bundle cache on a busy machine
+
+
+def _playwright_or_skip():
+    """The playwright sync API; a skip only when Chromium or the package is really absent.
+
+    With NOVA_TEST_REQUIRE_BROWSER set (CI), an absent one is a failure too. Once the package
+    is there, importing it is not guarded: a broken install fails the test loudly.
+    """
+    import importlib.util
+
+    missing = []
+    if not os.access(CHROMIUM, os.X_OK):
+        missing.append(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("the playwright package is not installed (pip install -e '.[test]')")
+    if missing:
+        msg = "; ".join(missing)
+        if os.environ.get(REQUIRE_BROWSER):
+            pytest.fail(f"{REQUIRE_BROWSER} is set but {msg}", pytrace=False)
+        pytest.skip(msg)
+    from playwright import sync_api
+
+    return sync_api
 
 
 def _start_ui(store_uri: str, root: Path):
@@ -305,39 +464,86 @@ def _start_ui(store_uri: str, root: Path):
     raise RuntimeError(f"mlflow ui did not start: {(root / 'ui.log').read_text()[-2000:]}")
 
 
+def _ui_failure(what: str, page, root: Path, exc: BaseException) -> str:
+    """A failure message with what the page showed and the server said (+ a screenshot)."""
+    shot = root / "evaluation-runs-failure.png"
+    try:
+        page.screenshot(path=str(shot))
+        body = " ".join(page.inner_text("body", timeout=5_000).split())[:1500]
+    except Exception as inner:  # noqa: BLE001 - the message matters more than the extras
+        body = f"(page not readable: {inner})"
+    log = root / "ui.log"
+    server = log.read_text(errors="replace")[-1500:] if log.exists() else "(no ui.log)"
+    return (f"{what}: {type(exc).__name__}: {exc}\n--- page ({page.url}) ---\n{body}\n"
+            f"--- mlflow ui log (tail) ---\n{server}\n--- screenshot: {shot}")
+
+
 @pytest.mark.slow
 def test_evaluation_runs_view_lists_the_assessments(tmp_path, demo_dir, own_cache, server):
     """Two prompt versions, compared case by case in the UI's Evaluation runs view."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="the playwright package is not installed")
+    sync_api = _playwright_or_skip()
     import tempfile
 
     for v in ("v1", "v2"):
         _run("--data", str(demo_dir), "--tasks", "diagnosis", "--prompt", f"diagnosis={v}",
              "--run-name", f"dx-{v}", "--experiment", "ui-review")
-    exp_id = _runs(tmp_path)[0].info.experiment_id
+    runs = {r.info.run_name: r for r in _runs(tmp_path)}
+    exp_id = runs["dx-v1"].info.experiment_id
+    trace_ids = {name: {t.info.trace_id for t in _traces(r)} for name, r in runs.items()}
+    assert all(len(ids) == LIMIT for ids in trace_ids.values()), trace_ids
     url, stop = _start_ui(os.environ["MLFLOW_TRACKING_URI"], tmp_path)
     try:
         with sync_api.sync_playwright() as p:
-            ctx = p.chromium.launch_persistent_context(
-                tempfile.mkdtemp(dir=tmp_path), executable_path=CHROMIUM, headless=True,
-                args=CHROMIUM_FLAGS, viewport={"width": 1800, "height": 1100})
+            try:  # the system Chromium; playwright's own browser download is never used
+                ctx = p.chromium.launch_persistent_context(
+                    tempfile.mkdtemp(dir=tmp_path), executable_path=CHROMIUM, headless=True,
+                    args=CHROMIUM_FLAGS, viewport={"width": 1800, "height": 1100},
+                    timeout=LAUNCH_TIMEOUT_MS)
+            except sync_api.Error as exc:  # an environment problem: fail, never skip
+                pytest.fail(f"Chromium ({CHROMIUM} {' '.join(CHROMIUM_FLAGS)}) did not start "
+                            f"under playwright: {exc}", pytrace=False)
             try:
+                ctx.set_default_timeout(PAGE_TIMEOUT_MS)
+                ctx.set_default_navigation_timeout(PAGE_TIMEOUT_MS)
                 page = ctx.new_page()
-                page.goto(f"{url}/#/experiments/{exp_id}/evaluation-runs")
-                page.wait_for_selector("text=dx-v1", timeout=120_000)
-                assert "dx-v2" in page.inner_text("body")
-                page.click("text=dx-v2")  # the run's cases, one row per trace
-                page.wait_for_selector("text=answer_status", timeout=120_000)
-                page.screenshot(path=str(tmp_path / "evaluation-runs.png"))
-                body = page.inner_text("body")
+                step = "opening the Evaluation runs view"
+                try:
+                    page.goto(f"{url}/#/experiments/{exp_id}/evaluation-runs")
+                    step = "waiting for the runs dx-v1 and dx-v2 to be listed"
+                    page.wait_for_selector("text=dx-v1")
+                    page.wait_for_selector("text=dx-v2")
+                    step = "opening run dx-v2's cases (one row per trace, with assessments)"
+                    page.click("text=dx-v2")
+                    page.wait_for_selector("text=answer_status")
+                    page.screenshot(path=str(tmp_path / "evaluation-runs.png"))
+                    body = page.inner_text("body")
+                    # the run's Traces tab: "<dx-v2> compare to <baseline run>", set to dx-v1
+                    step = "opening dx-v2's Traces tab and its 'compare to' switch"
+                    page.goto(f"{url}/#/experiments/{exp_id}/runs/"
+                              f"{runs['dx-v2'].info.run_id}/evaluations")
+                    page.wait_for_selector("text=compare to")
+                    switch = page.locator('[data-component-id='
+                                          '"mlflow.evaluations_review.table_ui.compare_to_run_button"]')
+                    switch.last.click()
+                    step = "choosing dx-v1 in the 'compare to' switch"
+                    page.get_by_role("option").filter(has_text="dx-v1").click()
+                    step = "waiting for dx-v1's traces to pair up with dx-v2's, case by case"
+                    page.wait_for_selector(f"text={sorted(trace_ids['dx-v1'])[0]}")
+                    page.screenshot(path=str(tmp_path / "compare-runs.png"))
+                    compared = page.inner_text("body")
+                except sync_api.Error as exc:
+                    pytest.fail(_ui_failure(step, page, tmp_path, exc), pytrace=False)
             finally:
                 ctx.close()
     finally:
         stop()
-    assert "Expectations" in body and "final_diagnosis" in body
-    assert "Assessments" in body and "top1" in body and "%" in body  # pass rates
-    assert '"version": "v2"' in body  # the rows are the v2 run's calls
-    assert body.count("tr-") >= LIMIT
+    excerpt = " ".join(body.split())[:1500]
+    assert "Expectations" in body and "final_diagnosis" in body, excerpt
+    assert "Assessments" in body and "top1" in body and "%" in body, excerpt  # pass rates
+    assert all(t in body for t in trace_ids["dx-v2"]), excerpt  # the rows are dx-v2's calls
+    assert not any(t in body for t in trace_ids["dx-v1"]), excerpt
+    # compared: every case's row holds both runs' traces (the rows pair by the request preview,
+    # the case key; an unpaired trace would show a row of "null" for the other run)
+    excerpt = " ".join(compared.split())[:1500]
+    assert all(t in compared for tids in trace_ids.values() for t in tids), excerpt
+    assert "null" not in compared, excerpt

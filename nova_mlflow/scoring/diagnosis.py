@@ -112,7 +112,12 @@ def score(cases: list[Case], answers: Mapping[AnswerKey, Answer], ctx: ScoreCont
     preds = [list(p.prediction.diagnoses)[:K] if p is not None and p.ok else []  # type: ignore[union-attr]
              for _, p, _ in parsed]
     pairs = [(d, c.final_diagnosis) for c, ps in zip(cases, preds) for d in ps]
-    flat = matcher.match_many(pairs) if pairs else []
+    if not pairs:
+        flat: list[Verdict] = []
+    elif getattr(matcher, "takes_cases", False):  # the LLM judge: its traces name the cases
+        flat = matcher.match_many(pairs, cases=[c for c, ps in zip(cases, preds) for _ in ps])
+    else:
+        flat = matcher.match_many(pairs)
     verdicts: list[list[Verdict]] = []
     i = 0
     for ps in preds:
