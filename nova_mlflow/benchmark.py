@@ -36,6 +36,7 @@ from nova_mlflow.runner import Job, RetryPolicy, RunStats, run_jobs
 from nova_mlflow.secrets import KEY_VARS, api_key, safe_url
 from nova_mlflow.sync import TrackingUnavailable, save_pending
 from nova_mlflow.tracking_traces import Tracer
+from nova_mlflow.tracking_traces import flush as flush_traces
 from nova_mlflow.usage import usage_metrics
 from nova_mlflow.schemas import (
     ALL_TASKS,
@@ -239,6 +240,8 @@ def log_pending_run(run_id: str, cfg: RunConfig, answers_path: Path, title: str)
     answers = list(latest_answers(answers_path).values())
     with tracking.resume_run(run_id) as run:
         params = dict(tracking.get_run(run_id).data.params)
+        if judge is not None and cfg.traces:  # the judge's calls are traces of the run
+            judge.tracer = Tracer(run.run_id, run.experiment_id, cfg.model, {}, frame)
         scores = _score_and_log(run, cfg, dataset, answers, frame, judge, load_prices(cfg.prices),
                                 params, answers_path, title, {"run/synced": 1.0})
     return scores
@@ -357,6 +360,7 @@ class EvaluateConfig(BaseModel):
     judge: str = "none"
     experiment: str | None = None
     run_name: str | None = None
+    traces: bool = True  # an MLflow trace per judge call (the only provider calls here)
 
 
 def _resolve_frame(cfg_model: str | None, explicit: Frame | None, answers: dict,
@@ -403,10 +407,14 @@ def evaluate_outputs(cfg: EvaluateConfig) -> RunSummary:
         run.params(params)
         run.dataset(cases_frame(dataset), name=dataset.name, source=dataset.source,
                     digest=dataset.digest, targets="final_diagnosis")
+        if judge is not None and cfg.traces:
+            judge.tracer = Tracer(run.run_id, run.experiment_id, model, {}, frame)
         scores = score(dataset.cases, answers, tasks,
                        ScoreContext(frame, cfg.judge, model, matcher=judge))
         if judge is not None:
             scores.tasks[Task.diagnosis].metrics.update(judge.metrics())
+            if judge.tracer is not None:  # exported before the run closes, not at exit
+                flush_traces()
         copy = run_dir(run.run_id) / "answers.jsonl"
         stamped = (a.model_copy(update={"frame": a.frame or frame.value})
                    if a.task is Task.localization else a for a in answers.values())

@@ -250,16 +250,18 @@ def sweep(models, prompts, **o) -> None:
 @judge_option
 @experiment_option
 @run_name_option
+@click.option("--no-traces", is_flag=True,
+              help="No MLflow trace per judge call (the only provider calls of an evaluation).")
 @json_option
 def evaluate(data, images, outputs, from_run, model, frame, judge, experiment, run_name,
-             as_json) -> None:
+             no_traces, as_json) -> None:
     """Score answers produced elsewhere (no model call) and log one MLflow run."""
     from nova_mlflow.benchmark import EvaluateConfig, evaluate_outputs
 
     cfg = _call(lambda: EvaluateConfig(data=data, images=str(images) if images else None,
                                        outputs=outputs, from_run=from_run, model=model,
                                        frame=frame, judge=judge, experiment=experiment,
-                                       run_name=run_name))
+                                       run_name=run_name, traces=not no_traces))
     summary = _call(evaluate_outputs, cfg)
     if as_json:
         _emit_json(summary.metrics)

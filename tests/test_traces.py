@@ -547,3 +547,38 @@ def test_evaluation_runs_view_lists_the_assessments(tmp_path, demo_dir, own_cach
     excerpt = " ".join(compared.split())[:1500]
     assert all(t in compared for tids in trace_ids.values() for t in tids), excerpt
     assert "null" not in compared, excerpt
+
+
+def test_evaluate_traces_its_judge_calls(tmp_path, demo_dir, own_cache, server, monkeypatch):
+    """`evaluate --judge`: no model call, but each judge call is a trace of the evaluation run
+    (with the verdict, no key); --no-traces: none."""
+    from nova_mlflow.data import load_dataset
+
+    cases = load_dataset(demo_dir).cases[:LIMIT]
+    outputs = tmp_path / "answers.jsonl"
+    outputs.write_text("".join(json.dumps({
+        "filename": c.filename, "task": "diagnosis",
+        "text": "1. Glioblastoma\n2. Brain abscess\n3. Meningioma"}) + "\n" for c in cases))
+    base = ["evaluate", "--data", str(demo_dir), "--outputs", str(outputs), "--model", "gpt-4o",
+            "--judge", "gpt-4o", "--json"]
+    res = CliRunner().invoke(main, base + ["--no-traces", "--experiment", "untraced"])
+    assert res.exit_code == 0, res.stderr[-3000:]
+    (untraced,) = _runs(tmp_path)
+    assert _traces(untraced) == []
+
+    # a cache of its own, so the verdicts come from the judge again (a cache hit makes no call)
+    monkeypatch.setenv("NOVA_MLFLOW_CACHE", str(tmp_path / "cache-traced"))
+    res = CliRunner().invoke(main, base + ["--experiment", "traced"])
+    assert res.exit_code == 0, res.stderr[-3000:]
+    m = json.loads(res.stdout)
+    run = _runs(tmp_path)[-1]
+    judge = _traces(run, "judge")
+    calls = m["diagnosis/judge_calls"] + m["diagnosis/judge_api_errors"]
+    assert calls > 0 and len(judge) == calls == len(_traces(run))
+    for t in judge:
+        assert t.info.trace_metadata["mlflow.sourceRun"] == run.info.run_id
+        (span,) = t.data.spans
+        assert span.inputs["judged_model"] == "gpt-4o"
+        assert span.inputs["prediction"] in {"Glioblastoma", "Brain abscess", "Meningioma"}
+        assert span.outputs["status"] in {"answered", "api_error"}
+        assert KEY not in json.dumps(t.to_dict())
