@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 import warnings
@@ -82,6 +83,7 @@ class RunLogger:
                 self.table(df, f)
         tags: list[RunTag] = []
         if fresh:
+            shutil.rmtree(staging, ignore_errors=True)  # upload only this call's tables
             for f, df in fresh.items():
                 target = staging / f
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -263,13 +263,7 @@ class Tracer:
         try:
             yield call
         finally:
-            if call is not None:
-                t1 = time.perf_counter()
-                try:
-                    call._span.end()
-                except Exception as exc:  # noqa: BLE001 - as above
-                    log.debug("could not end a trace span: %s", exc)
-                self.seconds += time.perf_counter() - t1
+            self._end(call)
 
     @contextmanager
     def judge_span(self, request: Request, *, judge_model: str, prompt_name: str,
@@ -315,13 +309,18 @@ class Tracer:
         try:
             yield call
         finally:
-            if call is not None:
-                t1 = time.perf_counter()
-                try:
-                    call._span.end()
-                except Exception as exc:  # noqa: BLE001 - as above
-                    log.debug("could not end a judge trace span: %s", exc)
-                self.seconds += time.perf_counter() - t1
+            self._end(call)
+
+    def _end(self, call: _RootSpan | None) -> None:
+        """End a call's root span (its trace then goes to the export queue); never raises."""
+        if call is None:
+            return
+        t1 = time.perf_counter()
+        try:
+            call._span.end()
+        except Exception as exc:  # noqa: BLE001 - tracing must never cost an answer
+            log.debug("could not end a trace span: %s", exc)
+        self.seconds += time.perf_counter() - t1
 
     def log_scores(self, scores: Any, cases: list[Case]) -> int:
         """Expectations + feedback of every traced case of the scored run; returns how many."""

@@ -96,3 +96,16 @@ def test_start_run_links_prompts_as_load_prompt_does():
 def test_linked_prompts_tag_needs_version_uris(uri):
     with pytest.raises(ValueError, match="not a prompt version URI"):
         tracking.linked_prompts_tag([uri])
+
+
+def test_results_upload_only_their_own_tables(tmp_path):
+    """A staging folder reused from an earlier call (a resumed run's directory) never leaks
+    that call's tables into this run."""
+    staging = tmp_path / "st"
+    with tracking.start_run("batched", "three") as first:
+        first.results({}, {"tables/localization_cases.json": _frame(),
+                           "tables/diagnosis_cases.json": _frame()}, staging)
+    with tracking.start_run("batched", "one") as second:
+        second.results({}, {"tables/diagnosis_cases.json": _frame(2)}, staging)
+    files = [f.path for f in _client().list_artifacts(second.run_id, "tables")]
+    assert files == ["tables/diagnosis_cases.json"]
