@@ -4,8 +4,8 @@ Answers are the expert captions given to the wrong case (a seeded shuffle), so l
 vocabulary are realistic and matching does real work. Timed: building the WordNet reader
 (cold: copy the Debian files + write lexnames + load; warm: load from the cached copy),
 METEOR's first pass (WordNet synsets not yet loaded) and its steady state, BLEU, keywords,
-status, language statistics and the whole task through scoring.score. The section
-"## Captioning metrics" of BENCHMARKS.md is appended (or replaced, other sections kept).
+status, language statistics and the whole task through scoring.score. Its section of
+BENCHMARKS.md (between the captioning-metrics markers) is replaced, other sections kept.
 
     .venv/bin/python benchmarks/bench_captioning.py [--repeats 5] [--no-write]
 """
@@ -13,18 +13,20 @@ status, language statistics and the whole task through scoring.score. The sectio
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import random
-import re
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import machine, today, write_section
 from nova_mlflow import nlp_resources
 from nova_mlflow.data import load_dataset
 from nova_mlflow.metrics import captioning as cap
@@ -35,7 +37,7 @@ from nova_mlflow.scoring import ScoreContext, score
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "nova-metadata"
-SECTION = "## Captioning metrics"
+SECTION = "captioning-metrics"  # the markers of its BENCHMARKS.md section
 SEED = 20250520
 
 
@@ -48,24 +50,6 @@ def timed(fn: Callable[[], object], repeats: int, warm: bool = True) -> tuple[fl
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), min(times)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def write_section(text: str, path: Path) -> None:
-    """Replace our section (up to the next '## ') or append it; other sections untouched."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new, encoding="utf-8")
 
 
 def fmt(seconds: float) -> str:
@@ -136,9 +120,8 @@ def main() -> None:
 
     m = result
     lines = [
-        SECTION, "",
-        (f"`benchmarks/bench_captioning.py`, run {dt.date.today().isoformat()} on {cpu_model()} "
-         f"({os.cpu_count()} logical cores), Python {platform.python_version()}, "
+        "## Captioning metrics", "",
+        (f"`benchmarks/bench_captioning.py`, run {today()} on {machine()}, "
          f"nltk {version('nltk')}, WordNet {wn.get_version()} from the Debian packages "
          f"wordnet-base + wordnet-sense-index; load average at the start {load:.1f} "
          "(a shared machine: other work inflates the times)."),
@@ -160,7 +143,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(text, ROOT / "BENCHMARKS.md")
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Predictions are the real metadata's 1068 gold boxes, jittered (seeded), some dropped and
 some false positives added, so matching does real work. Each protocol is timed as the
-median of several repeats; the figures, the machine and the date go into the
-"## Localization scoring" section of BENCHMARKS.md (replaced on each run, other sections kept).
+median of several repeats; the figures, the machine and the date go into its section of
+BENCHMARKS.md (between the localization-scoring markers; other sections kept).
 
     .venv/bin/python benchmarks/bench_localization.py [--repeats 7] [--no-write]
 """
@@ -11,12 +11,10 @@ median of several repeats; the figures, the machine and the date go into the
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import re
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from importlib.metadata import version
@@ -24,6 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import machine, today, write_section
 from nova_mlflow.data import load_dataset
 from nova_mlflow.metrics import localization as loc
 from nova_mlflow.metrics.coco import coco_map
@@ -32,7 +34,7 @@ from nova_mlflow.scoring import ScoreContext, score
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "nova-metadata"
-SECTION = "## Localization scoring"
+SECTION = "localization-scoring"  # the markers of its BENCHMARKS.md section
 SEED = 20250520
 
 
@@ -97,25 +99,6 @@ def timed(fn: Callable[[], dict], repeats: int) -> tuple[float, float, dict]:
     return statistics.median(times), min(times), result
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def write_section(text: str, path: Path) -> None:
-    """Replace our section (up to the next '## ') or append it; other sections untouched."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    text = text.rstrip("\n") + "\n\n"  # a blank line before whatever section follows
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
@@ -153,11 +136,9 @@ def main() -> None:
     print(f"sanity: NOVA mAP30 {nova['mAP30']:.4f}, TP30 {nova['TP30']:.0f}/{nova['GT']:.0f}, "
           f"FP30 {nova['FP30']:.0f}; COCO mAP30 {coco['coco_mAP30']:.4f}")
 
-    today = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
     lines = [
-        SECTION, "",
-        (f"`benchmarks/bench_localization.py`, run {today} on {cpu_model()} "
-         f"({os.cpu_count()} logical cores), Python {platform.python_version()}, "
+        "## Localization scoring", "",
+        (f"`benchmarks/bench_localization.py`, run {today()} on {machine()}, "
          f"numpy {version('numpy')}, pycocotools {version('pycocotools')}; load average at the "
          f"start {load:.1f} (a shared machine: other work inflates the times)."),
         (f"Input: the real NOVA metadata, {len(cases)} cases / {gt} gold boxes; predictions are the "
@@ -173,8 +154,8 @@ def main() -> None:
                    f"{100 * coco['coco_mAP30']:.2f}, mAP50 {100 * coco['coco_mAP50']:.2f}."),
               "Target (issue 3): well under a second per protocol.", ""]
     if not args.no_write:
-        write_section("\n".join(lines), ROOT / "BENCHMARKS.md")
-        print(f"wrote the '{SECTION}' section of {ROOT / 'BENCHMARKS.md'}")
+        write_section(SECTION, "\n".join(lines))
+        print(f"wrote the {SECTION} section of {ROOT / 'BENCHMARKS.md'}")
 
 
 if __name__ == "__main__":
