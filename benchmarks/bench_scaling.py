@@ -137,16 +137,13 @@ TARGETS = (
     ("nova_mlflow.benchmark", "build_report", "report files (tables, figures, HTML)"),
     ("nova_mlflow.tracking_traces.Tracer", "log_scores", "traces: flush + assessments"),
     ("nova_mlflow.tracking.RunLogger", "params", "mlflow: params, tags, config, metrics"),
-    ("nova_mlflow.tracking.RunLogger", "tags", "mlflow: params, tags, config, metrics"),
     ("nova_mlflow.tracking.RunLogger", "metrics", "mlflow: params, tags, config, metrics"),
     ("nova_mlflow.tracking.RunLogger", "dataset", "mlflow: dataset input"),
     ("nova_mlflow.tracking.RunLogger", "table", "mlflow: per-case tables"),
     ("nova_mlflow.tracking.RunLogger", "results", "mlflow: per-case tables"),
     ("nova_mlflow.tracking.RunLogger", "artifacts", "mlflow: artifacts (answers, report, schemas)"),
     ("nova_mlflow.tracking.RunLogger", "dict", "mlflow: artifacts (answers, report, schemas)"),
-    ("nova_mlflow.tracking.RunLogger", "text", "mlflow: artifacts (answers, report, schemas)"),
     ("nova_mlflow.tracking.RunLogger", "artifact", "mlflow: artifacts (answers, report, schemas)"),
-    ("nova_mlflow.tracking.RunLogger", "figure", "mlflow: artifacts (answers, report, schemas)"),
 )
 OPEN, CLOSE = "mlflow: open run", "mlflow: close run"
 
@@ -219,12 +216,9 @@ def child_main(a: argparse.Namespace) -> None:
         import mlflow  # noqa: F401
 
         from nova_mlflow.benchmark import RunConfig
-    extra = {}
-    if "traces" in RunConfig.model_fields:
-        extra["traces"] = a.traces
     cfg = RunConfig(data=a.data, model=a.model, frame=a.frame, concurrency=a.concurrency,
                     use_cache=a.cache, progress=False, base_url=a.base_url,
-                    experiment=a.experiment, **extra)
+                    experiment=a.experiment, traces=a.traces)
     facts = staged_run(cfg, stages)
     cur, peak = rss_mib()
     print(json.dumps({"stages": stages.rows, "facts": facts, "total_s": time.perf_counter() - t_start,

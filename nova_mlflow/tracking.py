@@ -55,9 +55,6 @@ class RunLogger:
         clean = {k: ("" if v is None else str(v))[:MAX_PARAM_LEN] for k, v in params.items()}
         mlflow.log_params(clean)
 
-    def tags(self, tags: Mapping[str, Any]) -> None:
-        mlflow.set_tags({k: str(v) for k, v in tags.items()})
-
     def metrics(self, metrics: Mapping[str, float]) -> None:
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
 
@@ -104,14 +101,8 @@ class RunLogger:
         """A whole local folder in one call (its subfolders kept)."""
         mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
 
-    def text(self, text: str, artifact_file: str) -> None:
-        mlflow.log_text(text, artifact_file)
-
     def dict(self, data: Mapping[str, Any], artifact_file: str) -> None:
         mlflow.log_dict(dict(data), artifact_file)
-
-    def figure(self, fig: Any, artifact_file: str) -> None:
-        mlflow.log_figure(fig, artifact_file)
 
     def dataset(self, df: pd.DataFrame, *, name: str, source: str, digest: str,
                 targets: str | None = None) -> None:

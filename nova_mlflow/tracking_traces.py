@@ -151,6 +151,11 @@ class CallSpan(_RootSpan):
             span.set_status("ERROR")
 
 
+def _recording(span: Any) -> bool:
+    """False for the no-op span MLflow hands out when tracing is disabled or failed."""
+    return bool(getattr(span, "trace_id", None)) and span.trace_id != "MLFLOW_NO_OP_SPAN_TRACE_ID"
+
+
 def _set_request_preview(trace_id: str, key: Mapping[str, Any]) -> None:
     """The trace's request preview: what the UI shows as Request and pairs runs' rows by."""
     from mlflow.tracing.trace_manager import InMemoryTraceManager
@@ -252,7 +257,7 @@ class Tracer:
                       "nova.prompt_version": request.prompt_version, ROLE_TAG: "model"},
                 metadata={TraceMetadataKey.SOURCE_RUN: self.run_id},
                 experiment_id=self.experiment_id)
-            if getattr(span, "trace_id", None) and span.trace_id != "MLFLOW_NO_OP_SPAN_TRACE_ID":
+            if _recording(span):
                 call = CallSpan(span, self.frame, case)
                 self.trace_ids[(case.filename, task)] = call.trace_id
                 _set_request_preview(call.trace_id, {"filename": case.filename,
@@ -298,7 +303,7 @@ class Tracer:
                       "nova.prompt_version": prompt_version},
                 metadata={TraceMetadataKey.SOURCE_RUN: self.run_id},
                 experiment_id=self.experiment_id)
-            if getattr(span, "trace_id", None) and span.trace_id != "MLFLOW_NO_OP_SPAN_TRACE_ID":
+            if _recording(span):
                 call = JudgeSpan(span)
                 self.judge_trace_ids.append(call.trace_id)
                 _set_request_preview(call.trace_id, {"task": JUDGE_TASK, "prediction": prediction,
