@@ -42,6 +42,16 @@ def tracking_uri() -> str:
     return uri
 
 
+def write_table_file(df: pd.DataFrame, target: Path) -> None:
+    """The JSON file mlflow.log_table writes for `df` (its own to_json call).
+
+    On object columns pandas writes the same bytes ~25% faster than on pandas 3's
+    arrow-backed strings.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    df.astype(object).to_json(target, orient="split", index=False, date_format="iso")
+
+
 class RunLogger:
     """Thin wrapper so the rest of the package never touches mlflow's API."""
 
@@ -82,11 +92,7 @@ class RunLogger:
         if fresh:
             shutil.rmtree(staging, ignore_errors=True)  # upload only this call's tables
             for f, df in fresh.items():
-                target = staging / f
-                target.parent.mkdir(parents=True, exist_ok=True)
-                # log_table's call; on object columns pandas writes the same bytes ~25% faster
-                # than on pandas 3's arrow-backed strings
-                df.astype(object).to_json(target, orient="split", index=False, date_format="iso")
+                write_table_file(df, staging / f)
             mlflow.log_artifacts(str(staging))
             entries = known + [{"path": f, "type": "table"} for f in fresh]
             tags.append(RunTag(LOGGED_ARTIFACTS_TAG, json.dumps(entries)))
