@@ -71,6 +71,8 @@ def test_run_logs_everything(tmp_path, demo_dir):
     lines = [json.loads(l) for l in answers.read_text().splitlines()]
     assert len(lines) == 36 and {l["task"] for l in lines} == {"localization", "captioning", "diagnosis"}
     assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.name == "demo"
+    # the UI's dataset version is the dataset's own digest (metadata and image bytes)
+    assert run.inputs.dataset_inputs[0].dataset.digest == run.data.params["dataset_digest"]
     # per-case values live in tables, never as one metric per case
     import re
 

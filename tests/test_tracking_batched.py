@@ -109,3 +109,101 @@ def test_results_upload_only_their_own_tables(tmp_path):
         second.results({}, {"tables/diagnosis_cases.json": _frame(2)}, staging)
     files = [f.path for f in _client().list_artifacts(second.run_id, "tables")]
     assert files == ["tables/diagnosis_cases.json"]
+
+
+def _awkward() -> pd.DataFrame:
+    """Every kind of cell the per-case tables hold, and some they might one day."""
+    return pd.DataFrame({
+        "filename": ["a/b.png", "é ü ✓", "quote \" and \\ back", ""],
+        "score": [0.1, float("nan"), 1e-12, 123456.789012345678],
+        "count": [0, -3, 2**40, 7],
+        "flag": [True, False, True, False],
+        "maybe": [None, "x", None, "</script>"],
+        "hits": [["edema", "mass"], [], ["a/b"], ["ü"]],
+        "when": pd.to_datetime(["2026-11-23", "2025-01-01", None, "2000-02-29"]),
+        "mixed": [1, "one", 1.5, None],
+    })
+
+
+@pytest.mark.parametrize("frame", [_awkward(), _awkward().iloc[:0], _frame(),
+                                   pd.DataFrame({"only": ["x"]}), pd.DataFrame({1: [1.5]})],
+                         ids=["awkward", "no rows", "table", "one cell", "non-string column"])
+def test_table_file_is_the_file_log_table_writes(frame, tmp_path):
+    """write_table_file takes a faster path than log_table's to_json; same bytes either way."""
+    tracking.write_table_file(frame, tmp_path / "ours.json")
+    frame.to_json(tmp_path / "log_table.json", orient="split", index=False, date_format="iso")
+    assert (tmp_path / "ours.json").read_bytes() == (tmp_path / "log_table.json").read_bytes()
+
+
+def test_table_files_of_a_demo_run_are_what_log_table_writes(demo_dir, tmp_path):
+    """The real per-case tables of all three tasks (offline baseline on 12 demo cases)."""
+    from nova_mlflow.benchmark import RunConfig, run_benchmark
+
+    summary = run_benchmark(RunConfig(data=str(demo_dir), model="baseline", limit=12,
+                                      progress=False, traces=False))
+    assert len(summary.scores.tasks) == 3
+    for task, ts in summary.scores.tasks.items():
+        assert len(ts.table) == 12
+        tracking.write_table_file(ts.table, tmp_path / f"{task.value}.json")
+        ts.table.to_json(tmp_path / "ref.json", orient="split", index=False, date_format="iso")
+        assert ((tmp_path / f"{task.value}.json").read_bytes()
+                == (tmp_path / "ref.json").read_bytes()), task
+
+
+def _dataset_frames(real_metadata, demo_dir):
+    from nova_mlflow.data import cases_frame, load_dataset
+
+    real = cases_frame(load_dataset(real_metadata, check_images=False))
+    holes = real.head(20).copy()
+    holes.loc[holes.index[::3], "clinical_history"] = None  # missing text: not required
+    holes["final_diagnosis"] = [None] * len(holes)  # all missing: object dtype, left to MLflow
+    holes["listy"] = [["a"] if i % 2 else [] for i in range(len(holes))]  # left to MLflow
+    holes["score"] = [0.5 if i % 4 else float("nan") for i in range(len(holes))]
+    return {"NOVA metadata": real, "demo": cases_frame(load_dataset(str(demo_dir))),
+            "holes": holes}  # no rows: MLflow's digest fails on pandas 3 (mlflow 3.17.2)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # MLflow's hints on the reference path
+def test_dataset_input_is_what_log_input_logs(real_metadata, demo_dir):
+    """RunLogger.dataset gives MLflow the schema instead of letting it walk every cell; the
+    logged input (source, schema, profile, tags) is the one MLflow's own calls log, and its
+    digest is the dataset's own."""
+    import mlflow
+
+    for i, (label, df) in enumerate(_dataset_frames(real_metadata, demo_dir).items()):
+        digest = f"{i:016x}"  # the store keeps one dataset row per experiment, name and digest
+        with tracking.start_run("datasets-ours", label) as ours:
+            ours.dataset(df, name="nova", source=str(real_metadata), digest=digest,
+                         targets="final_diagnosis")
+        with tracking.start_run("datasets-mlflow", label) as ref:
+            ds = mlflow.data.from_pandas(df, source=str(real_metadata), name="nova",
+                                         targets="final_diagnosis")
+            mlflow.log_input(ds, context="evaluation", tags={"nova_digest": digest})
+        a, b = (_client().get_run(r.run_id).inputs.dataset_inputs for r in (ours, ref))
+        assert len(a) == len(b) == 1, label
+        mine, theirs = a[0].dataset.to_dictionary(), b[0].dataset.to_dictionary()
+        assert mine.pop("digest") == digest
+        theirs.pop("digest")
+        assert mine == theirs, label
+        assert ({t.key: t.value for t in a[0].tags}
+                == {t.key: t.value for t in b[0].tags}), label
+
+
+def test_frame_schema_marks_missing_text_as_optional(real_metadata, demo_dir):
+    holes = _dataset_frames(real_metadata, demo_dir)["holes"]
+    specs = {s.name: s for s in tracking.frame_schema(holes).inputs}
+    assert specs["clinical_history"].required is False
+    assert specs["filename"].required is True
+    assert specs["caption"].type.name == "string"
+
+
+def test_orphaned_runs_are_looked_for_once_per_process_and_experiment(monkeypatch):
+    """A sweep's children do not each search the experiment for runs of killed processes."""
+    searched: list[str] = []
+    real = tracking.fail_orphaned_runs
+    monkeypatch.setattr(tracking, "fail_orphaned_runs",
+                        lambda exp_id: searched.append(exp_id) or real(exp_id))
+    for experiment in ("orphans-a", "orphans-a", "orphans-b", "orphans-a"):
+        with tracking.start_run(experiment, "r"):
+            pass
+    assert len(searched) == 2 and len(set(searched)) == 2
