@@ -15,9 +15,11 @@ import socket
 import time
 import warnings
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import mlflow
 import pandas as pd
@@ -30,6 +32,7 @@ from mlflow.types import ColSpec, DataType, Schema
 log = logging.getLogger("nova_mlflow")
 
 MAX_PARAM_LEN = 6000
+UPLOAD_THREADS = 8  # files uploaded at once to a remote artifact store
 # run tags MLflow's own APIs maintain (mlflow.utils.mlflow_tags.MLFLOW_LOGGED_ARTIFACTS and
 # TraceTagKey.LINKED_PROMPTS); written here in the same format, in fewer store writes
 LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"
@@ -107,7 +110,7 @@ class RunLogger:
             shutil.rmtree(staging, ignore_errors=True)  # upload only this call's tables
             for f, df in fresh.items():
                 write_table_file(df, staging / f)
-            mlflow.log_artifacts(str(staging))
+            self.artifacts(staging)
             entries = known + [{"path": f, "type": "table"} for f in fresh]
             tags.append(RunTag(LOGGED_ARTIFACTS_TAG, json.dumps(entries)))
         now = int(time.time() * 1000)
@@ -118,8 +121,27 @@ class RunLogger:
         mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
     def artifacts(self, folder: Path, artifact_path: str | None = None) -> None:
-        """A whole local folder in one call (its subfolders kept)."""
-        mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
+        """A whole local folder (its subfolders kept), as mlflow.log_artifacts lays it out.
+
+        A remote artifact store (`mlflow server --serve-artifacts`, S3, ...) gets one upload
+        per file, which log_artifacts sends one after another; here they go
+        UPLOAD_THREADS at a time. A local store copies the folder in one call.
+        """
+        if urlparse(self.run.info.artifact_uri).scheme in ("", "file"):
+            mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
+            return
+        uploads = []
+        for root, _, names in os.walk(folder):
+            rel = Path(root).relative_to(folder).as_posix()
+            dest = "/".join(p for p in (artifact_path, None if rel == "." else rel) if p) or None
+            uploads += [(os.path.join(root, n), dest) for n in sorted(names)]
+        if not uploads:
+            return
+        client = MlflowClient()
+        client.log_artifact(self.run_id, *uploads[0])  # resolves (and caches) the run's store
+        with ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="nova-upload") as pool:
+            for done in [pool.submit(client.log_artifact, self.run_id, *u) for u in uploads[1:]]:
+                done.result()  # the first failure is raised here, after the others finished
 
     def dict(self, data: Mapping[str, Any], artifact_file: str) -> None:
         mlflow.log_dict(dict(data), artifact_file)

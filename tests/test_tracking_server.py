@@ -360,3 +360,33 @@ def test_server_rejects_foreign_host_header(on_server):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(urllib.request.Request(api, headers=foreign), timeout=5)
     assert err.value.code == 403
+
+
+def test_folder_uploads_land_as_log_artifacts_lays_them_out(on_server, tmp_path):
+    """RunLogger.artifacts uploads a folder's files side by side to a remote store; the run
+    holds what mlflow.log_artifacts, one file after another, leaves."""
+    import mlflow
+
+    from nova_mlflow import tracking
+
+    if on_server.backend != "sqlite":
+        pytest.skip("artifact uploads go to the same artifact store for every backend")
+    folder = tmp_path / "results"
+    for i, rel in enumerate(["summary.md", "figures/fig4a.png", "figures/deep/x.csv",
+                             "report.html", "empty.txt", *[f"t{j}.md" for j in range(12)]]):
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(b"" if rel == "empty.txt" else f"{rel} {i}\n".encode() * 50)
+    exp = _experiment("uploads")
+    with tracking.start_run(exp, "ours") as ours:
+        ours.artifacts(folder, "results")
+        ours.artifacts(folder)
+    with tracking.start_run(exp, "mlflow's") as ref:
+        mlflow.log_artifacts(str(folder), "results")
+        mlflow.log_artifacts(str(folder))
+    client = _client(on_server)
+    mine, theirs = _all_files(client, ours.run_id), _all_files(client, ref.run_id)
+    assert sorted(mine) == sorted(theirs) and len(mine) == 2 * 17
+    for path in ("results/figures/deep/x.csv", "t11.md", "results/empty.txt"):
+        a = client.download_artifacts(ours.run_id, path, str(tmp_path / "a"))
+        b = client.download_artifacts(ref.run_id, path, str(tmp_path / "b"))
+        assert Path(a).read_bytes() == Path(b).read_bytes()
