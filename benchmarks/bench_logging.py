@@ -127,29 +127,41 @@ class Bench:
         self.instrument()
 
     def fixed_parts(self, repeats: int = 5) -> dict[str, float]:
-        """Two pieces of the logging time measured on their own (medians): MLflow's schema
-        inference on the dataset frame (part of log_input) and writing the per-case tables'
-        JSON (part of RunLogger.results)."""
+        """Pieces of the logging time measured on their own (medians), each the way MLflow's
+        own call does it and the way the package does it: the dataset frame's schema (MLflow's
+        inference in from_pandas vs tracking.frame_schema) and the per-case tables' JSON
+        (log_table's to_json vs tracking.write_table_file)."""
         import tempfile
 
         import mlflow
 
         from nova_mlflow.data import cases_frame
-        from nova_mlflow.tracking import write_table_file
+        from nova_mlflow.tracking import frame_schema, write_table_file
 
         frame = cases_frame(self.dataset)
         tables = self.score({}).tasks
-        out: dict[str, list[float]] = {"schema_s": [], "tables_json_s": [], "tables_mb": []}
+        out: dict[str, list[float]] = {k: [] for k in (
+            "schema_mlflow_s", "schema_ours_s", "tables_json_mlflow_s", "tables_json_s",
+            "tables_mb")}
         with tempfile.TemporaryDirectory() as tmp:
             for _ in range(repeats):
                 t = time.perf_counter()
-                _ = mlflow.data.from_pandas(frame, source="bench", name="bench").schema
-                out["schema_s"].append(time.perf_counter() - t)
+                _ = mlflow.data.from_pandas(frame, source=str(self.data), name="bench").schema
+                out["schema_mlflow_s"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                frame_schema(frame)
+                out["schema_ours_s"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                for task, ts in tables.items():
+                    ts.table.to_json(Path(tmp) / f"{task.value}.ref.json", orient="split",
+                                     index=False, date_format="iso")
+                out["tables_json_mlflow_s"].append(time.perf_counter() - t)
                 t = time.perf_counter()
                 for task, ts in tables.items():
                     write_table_file(ts.table, Path(tmp) / f"{task.value}.json")
                 out["tables_json_s"].append(time.perf_counter() - t)
-                out["tables_mb"].append(sum(f.stat().st_size for f in Path(tmp).iterdir()) / 1e6)
+                out["tables_mb"].append(sum(f.stat().st_size for f in Path(tmp).iterdir()
+                                            if not f.name.endswith(".ref.json")) / 1e6)
         return {k: summary(v)["median"] for k, v in out.items()}
 
     def score(self, t: dict) -> object:
@@ -192,6 +204,7 @@ class Bench:
                  **{f"prompt.{k.value}.uri": u for k, u in uris.items()},
                  "prices_as_of": "bench"})
             t["n_params"] = len(params)
+            self.last_params = params
             run.params(params)
             run.dataset(cases_frame(ds), name=ds.name, source=ds.source, digest=ds.digest,
                         targets="final_diagnosis")
@@ -201,6 +214,7 @@ class Bench:
                                    {"run/requests": 2718.0, "run/cache_hits": 0.0,
                                     "run/retries": 0.0})
         wall = time.perf_counter() - start
+        self.last_metrics = {**scores.metrics, "run/requests": 2718.0}
         for r in st.rows:
             t[r["stage"]] = r["s"]
         t["report files"] = sum(r["s"] for r in st.rows if r["stage"].startswith("report"))
@@ -252,6 +266,29 @@ class Bench:
         setattr(owner, attr, counted)
 
 
+def bare_run(bench: Bench, repeats: int = 5) -> float:
+    """The least the store does for a run holding the same params and metrics: create it,
+    one batch of params, one batch of metrics, end it; no tags, dataset, tables or files.
+    Median seconds; the floor under any way of logging this run through MLflow's API."""
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(bench.cfg.experiment).experiment_id
+    times = []
+    for _ in range(repeats):
+        now = int(time.time() * 1000)
+        t = time.perf_counter()
+        run_id = client.create_run(exp, run_name="bare").info.run_id
+        client.log_batch(run_id, params=[Param(k, "" if v is None else str(v))
+                                         for k, v in bench.last_params.items()])
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0)
+                                          for k, v in bench.last_metrics.items()])
+        client.set_terminated(run_id)
+        times.append(time.perf_counter() - t)
+    return summary(times)["median"]
+
+
 def measure_store(bench: Bench, label: str, uri: str, repeats: int) -> dict:
     os.environ["MLFLOW_TRACKING_URI"] = uri
     first = bench.one(f"{label} first")
@@ -261,7 +298,7 @@ def measure_store(bench: Bench, label: str, uri: str, repeats: int) -> dict:
         r = reps[-1]
         print(f"  {label} rep {i + 1}: scoring {r['scoring']:.2f} s, logging {r['logging']:.2f} s, "
               f"report files {r['report files']:.2f} s (load {loadavg()})", file=sys.stderr, flush=True)
-    return {"first": first, "reps": reps}
+    return {"first": first, "reps": reps, "bare_s": bare_run(bench)}
 
 
 def render(res: dict, meta: dict) -> str:
@@ -320,6 +357,19 @@ def render(res: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
+#: "well under 10%" read as at most half of it
+WELL_UNDER = 0.05
+
+
+def verdict(ratio: float) -> str:
+    """The issue's target is "well under 10%"; under 10% alone does not meet it."""
+    if ratio <= WELL_UNDER:
+        return f"met: well under 10% (at most {WELL_UNDER:.0%})"
+    if ratio < 0.1:
+        return f"NOT met: under 10%, not well under (at most {WELL_UNDER:.0%})"
+    return "NOT met: over 10%"
+
+
 def findings(res: dict, meta: dict) -> list[str]:
     """The reading of the tables above, with this run's numbers."""
     def med(store: str, key: str) -> float:
@@ -330,31 +380,47 @@ def findings(res: dict, meta: dict) -> list[str]:
         ratio = summary([r["logging"] / r["scoring"] for r in res[store]["reps"]])["median"]
         parts = sorted(LOG_PARTS, key=lambda p: -med(store, p))[:3]
         out.append(f"- {store}: logging is {ratio * 100:.0f}% of scoring "
-                   f"({'met' if ratio < 0.1 else 'NOT met'}: the target is well under 10%, i.e. "
-                   f"under {fmt_s(0.1 * med(store, 'scoring'))} here). Largest parts: "
+                   f"({verdict(ratio)}; 10% is {fmt_s(0.1 * med(store, 'scoring'))} here). "
+                   "Largest parts: "
                    + ", ".join(f"{p} {fmt_s(med(store, p))}" for p in parts) + ".")
-    out.append("- What the package does to keep logging small (nova_mlflow/tracking.py): the "
-               "three per-case tables are written as the files `mlflow.log_table` writes "
-               "(pandas JSON, orient split) and uploaded in one `log_artifacts`; their "
-               "`mlflow.loggedArtifacts` tag goes with the aggregate metrics in one `log_batch` "
-               "(log_table costs three more store round trips per table: list the artifacts "
-               "for an append, read the run, rewrite the tag); the registry prompts are linked "
-               "through the `mlflow.linkedPrompts` tag in the call that creates the run "
-               "(`load_prompt` inside a run reads the prompt and the run and rewrites the tag, "
-               "per prompt); results/ and schemas/ go up as folders. "
-               "tests/test_tracking_batched.py checks the run is the same as MLflow's own "
-               "calls leave it. Before these changes (same benchmark, 2026-11-23 13:29): "
-               "sqlite 770 ms (26% of scoring), server 1.72 s (69%).")
     fp = meta["fixed_parts"]
-    out.append("- What is left is mostly fixed per-run cost of the store: creating the run, "
-               "params, the dataset input (MLflow infers the frame's schema element by element: "
-               f"{fmt_s(fp['schema_s'])} for 906 rows, measured apart; then three inserts), "
-               "closing the run, each a few SQL statements and a commit; and writing the "
-               f"per-case tables' JSON ({fp['tables_mb']:.1f} MB: {fmt_s(fp['tables_json_s'])} "
-               "in pandas, measured apart). Through the server, each file under results/ is still "
-               "one HTTP upload (`log_artifacts` sends files one by one). The steady-state "
-               "rows have the prompt lookups cached by MLflow in this process; a fresh CLI "
-               "process pays them once (the first-run column).")
+    out.append("- What the package does to keep logging small (nova_mlflow/tracking.py), each "
+               "checked by tests/test_tracking_batched.py to leave the run as MLflow's own "
+               "calls do: the three per-case tables are the files `mlflow.log_table` writes, "
+               "byte for byte, uploaded together, with their `mlflow.loggedArtifacts` tag in "
+               "the same `log_batch` as the aggregate metrics (log_table costs three more store "
+               "round trips per table); the files are written by pandas' own encoder without "
+               "the Python copy of every cell its orient=\"split\" makes first "
+               f"({fp['tables_json_mlflow_s'] * 1000:.0f} ms -> "
+               f"{fp['tables_json_s'] * 1000:.0f} ms for the {fp['tables_mb']:.1f} MB, "
+               "measured apart); the dataset input gets its schema from the frame's dtypes "
+               "instead of MLflow looking at every cell "
+               f"({fp['schema_mlflow_s'] * 1000:.0f} ms -> {fp['schema_ours_s'] * 1000:.1f} ms) "
+               "and the dataset's own digest instead of MLflow hashing the frame again; the "
+               "registry prompts are linked through the `mlflow.linkedPrompts` tag in the "
+               "call that creates the run; runs orphaned by killed processes are looked for "
+               "once per process and experiment, not by every child of a sweep; results/ and "
+               "schemas/ go up as folders, 8 files at a time to a remote artifact store. "
+               "Earlier figures of this benchmark, for comparison: 2026-11-23 13:29, before "
+               "any of this: sqlite 770 ms (26% of scoring), server 1.72 s (69%); 15:21, "
+               "before the encoder, schema, digest, orphan and upload changes: sqlite 234 ms "
+               "(13%), server 433 ms (31%).")
+    bare = "; ".join(
+        f"{store} {fmt_s(res[store]['bare_s'])} "
+        f"({res[store]['bare_s'] / med(store, 'scoring') * 100:.0f}% of scoring)"
+        for store in res if "bare_s" in res[store])
+    if bare:
+        out.append("- What is left is the store's own cost per run. A bare run holding the "
+                   "same params and metrics and nothing else (create it, one batch of params, "
+                   "one of metrics, end it: `bare_run`) costs " + bare + ". Each of those "
+                   "calls is a transaction in MLflow's SQLAlchemy store that reloads the run "
+                   "(its tags, params and latest metrics) before writing. On top of that floor "
+                   "the package adds the experiment lookup, the dataset input, the run's first "
+                   "artifact call (which reads the run to find its artifact store) and the "
+                   "files. Through the server every one of these is an HTTP round trip to a "
+                   "server sharing this machine's 2 cores. The steady-state rows have the "
+                   "prompt lookups cached by MLflow in this process; a fresh CLI process pays "
+                   "them and the store's start-up once (the first-run column).")
     return out
 
 

@@ -36,6 +36,7 @@ from benchmarks import (
     workdir,
     write_section,
 )
+from benchmarks.bench_logging import WELL_UNDER
 
 HERE = Path(__file__).resolve().parent
 VARIABLE = {"load + validate dataset", "requests (runner)", "score localization",
@@ -84,8 +85,9 @@ def render_summary(durations: dict[str, float], cmd: str, load_start: str) -> st
     if log:
         for store, res in log.items():
             ratio = summary([r["logging"] / r["scoring"] for r in res["reps"]])
-            lines.append(f"| MLflow logging of a 906-case run well under 10% of scoring (issue 7), "
-                         f"{store} | {ratio['median'] * 100:.0f}% | {'yes' if ratio['median'] < 0.1 else 'no'} |")
+            lines.append(f"| MLflow logging of a 906-case run well under 10% of scoring (issue 7; "
+                         f"read as at most {WELL_UNDER:.0%}), {store} | {ratio['median'] * 100:.0f}% | "
+                         f"{'yes' if ratio['median'] <= WELL_UNDER else 'no'} |")
     sc = (_load("scaling.json") or {}).get("results")
     if sc:
         sizes = sorted(int(k) for k in sc)
