@@ -194,8 +194,9 @@ class Bench:
         st.rows = []
         start = time.perf_counter()
         uris = benchmark.register_prompts(self.prompts)
-        with tracking.start_run(cfg.experiment, run_name, benchmark._tags(ds, cfg.tasks),
-                                list(uris.values())) as run:
+        with st("open run + tags + prompt links"):  # the run's tags (git commit) are part of it
+            tags = benchmark._tags(ds, cfg.tasks)
+        with tracking.start_run(cfg.experiment, run_name, tags, list(uris.values())) as run:
             params = benchmark._setup_params(
                 cfg.model, self.frame, ds, self.prompts, cfg.tasks,
                 {"temperature": 0.0, "max_tokens": 1024, "seed": 0, "judge": "none",

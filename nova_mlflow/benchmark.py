@@ -12,7 +12,7 @@ import logging
 import shutil
 import subprocess
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -130,7 +130,9 @@ def _judge_setup(judge) -> tuple[dict, dict[str, str]]:
     return {**judge.params(), "judge_prompt.uri": uri}, {"judge": uri}
 
 
+@lru_cache(maxsize=1)
 def _git_commit() -> str | None:
+    """The checkout's commit, asked of git once per process (a sweep's runs share it)."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
                              capture_output=True, text=True, timeout=5)
