@@ -159,23 +159,25 @@ class RunLogger:
             mlflow.log_input(ds, context="evaluation", tags={"nova_digest": digest})
 
 
-def frame_schema(df: pd.DataFrame) -> Schema:
+def frame_schema(df: pd.DataFrame) -> Schema | None:
     """The schema MLflow infers for `df`, without walking every cell of its text columns.
 
     MLflow infers a text column by looking at each value (about 45 ms for the 906 NOVA
     cases). A column of pandas' string dtype can only hold text or missing values, so its
-    type is "string" and it is required when nothing is missing; every other column is left
-    to MLflow. tests/test_tracking_batched.py holds this to MLflow's own inference.
+    type is "string" and it is required when nothing is missing; every other column goes
+    through the function PandasDataset.schema calls, with its outcome on failure (no schema).
+    tests/test_tracking_batched.py holds this to MLflow's own inference.
     """
-    from mlflow.models import infer_signature
+    from mlflow.types.utils import _infer_schema
 
     text = {c for c in df.columns if isinstance(df[c].dtype, pd.StringDtype)}
     others = [c for c in df.columns if c not in text]
     inferred = {}
     if others:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            inferred = {spec.name: spec for spec in infer_signature(df[others]).inputs.inputs}
+        try:
+            inferred = {spec.name: spec for spec in _infer_schema(df[others]).inputs}
+        except Exception:  # as PandasDataset.schema: a frame MLflow cannot type has no schema
+            return None
     return Schema([inferred[c] if c not in text else
                    ColSpec(DataType.string, c, required=not bool(df[c].isna().any()))
                    for c in df.columns])
@@ -184,12 +186,12 @@ def frame_schema(df: pd.DataFrame) -> Schema:
 class _SchemaGivenDataset(PandasDataset):
     """A PandasDataset whose schema is given (frame_schema), not inferred when logged."""
 
-    def __init__(self, *, schema: Schema, **kwargs: Any) -> None:
+    def __init__(self, *, schema: Schema | None, **kwargs: Any) -> None:
         self._given_schema = schema
         super().__init__(**kwargs)
 
     @property
-    def schema(self) -> Schema:
+    def schema(self) -> Schema | None:
         return self._given_schema
 
 

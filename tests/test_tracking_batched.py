@@ -159,8 +159,10 @@ def _dataset_frames(real_metadata, demo_dir):
     holes["final_diagnosis"] = [None] * len(holes)  # all missing: object dtype, left to MLflow
     holes["listy"] = [["a"] if i % 2 else [] for i in range(len(holes))]  # left to MLflow
     holes["score"] = [0.5 if i % 4 else float("nan") for i in range(len(holes))]
+    untypable = real.head(3).copy()
+    untypable["odd"] = [{"k": 1}, [1, 2], 3]  # MLflow logs such a frame without a schema
     return {"NOVA metadata": real, "demo": cases_frame(load_dataset(str(demo_dir))),
-            "holes": holes}  # no rows: MLflow's digest fails on pandas 3 (mlflow 3.17.2)
+            "holes": holes, "untypable": untypable}  # no rows: MLflow's digest fails on pandas 3 (mlflow 3.17.2)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # MLflow's hints on the reference path
@@ -189,12 +191,13 @@ def test_dataset_input_is_what_log_input_logs(real_metadata, demo_dir):
                 == {t.key: t.value for t in b[0].tags}), label
 
 
-def test_frame_schema_marks_missing_text_as_optional(real_metadata, demo_dir):
+def test_frame_schema_marks_missing_text_as_optional_and_gives_up_as_mlflow_does(real_metadata, demo_dir):
     holes = _dataset_frames(real_metadata, demo_dir)["holes"]
     specs = {s.name: s for s in tracking.frame_schema(holes).inputs}
     assert specs["clinical_history"].required is False
     assert specs["filename"].required is True
     assert specs["caption"].type.name == "string"
+    assert tracking.frame_schema(_dataset_frames(real_metadata, demo_dir)["untypable"]) is None
 
 
 def test_orphaned_runs_are_looked_for_once_per_process_and_experiment(monkeypatch):
