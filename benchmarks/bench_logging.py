@@ -399,12 +399,11 @@ def findings(res: dict, meta: dict) -> list[str]:
                f"({fp['schema_mlflow_s'] * 1000:.0f} ms -> {fp['schema_ours_s'] * 1000:.1f} ms) "
                "and the dataset's own digest instead of MLflow hashing the frame again; the "
                "registry prompts are linked through the `mlflow.linkedPrompts` tag in the "
-               "call that creates the run; runs orphaned by killed processes are looked for "
-               "once per process and experiment, not by every child of a sweep; results/ and "
+               "call that creates the run; results/ and "
                "schemas/ go up as folders, 8 files at a time to a remote artifact store. "
                "Earlier figures of this benchmark, for comparison: 2026-11-23 13:29, before "
                "any of this: sqlite 770 ms (26% of scoring), server 1.72 s (69%); 15:21, "
-               "before the encoder, schema, digest, orphan and upload changes: sqlite 234 ms "
+               "before the encoder, schema, digest and upload changes: sqlite 234 ms "
                "(13%), server 433 ms (31%).")
     bare = "; ".join(
         f"{store} {fmt_s(res[store]['bare_s'])} "

@@ -210,9 +210,7 @@ def start_run(experiment: str, run_name: str | None = None,
     attach = os.environ.get("MLFLOW_RUN_ID") if parent is None else None
     if not attach and parent is None:
         exp = mlflow.set_experiment(experiment)
-        if (mlflow.get_tracking_uri(), exp.experiment_id) not in _SWEPT:
-            fail_orphaned_runs(exp.experiment_id)
-            _SWEPT.add((mlflow.get_tracking_uri(), exp.experiment_id))
+        fail_orphaned_runs(exp.experiment_id)
     all_tags = {**(tags or {}), "nova.host": socket.gethostname(), "nova.pid": os.getpid()}
     if prompt_uris:
         all_tags[LINKED_PROMPTS_TAG] = linked_prompts_tag(prompt_uris)
@@ -268,11 +266,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-#: (tracking URI, experiment id) already swept for orphaned runs by this process: a sweep's
-#: later runs skip the search (a run killed meanwhile is closed by the next process)
-_SWEPT: set[tuple[str, str]] = set()
 
 
 def fail_orphaned_runs(experiment_id: str) -> list[str]:

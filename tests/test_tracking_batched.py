@@ -199,14 +199,3 @@ def test_frame_schema_marks_missing_text_as_optional_and_gives_up_as_mlflow_does
     assert specs["caption"].type.name == "string"
     assert tracking.frame_schema(_dataset_frames(real_metadata, demo_dir)["untypable"]) is None
 
-
-def test_orphaned_runs_are_looked_for_once_per_process_and_experiment(monkeypatch):
-    """A sweep's children do not each search the experiment for runs of killed processes."""
-    searched: list[str] = []
-    real = tracking.fail_orphaned_runs
-    monkeypatch.setattr(tracking, "fail_orphaned_runs",
-                        lambda exp_id: searched.append(exp_id) or real(exp_id))
-    for experiment in ("orphans-a", "orphans-a", "orphans-b", "orphans-a"):
-        with tracking.start_run(experiment, "r"):
-            pass
-    assert len(searched) == 2 and len(set(searched)) == 2
