@@ -210,12 +210,11 @@ class Bench:
             run.dataset(cases_frame(ds), name=ds.name, source=ds.source, digest=ds.digest,
                         targets="final_diagnosis")
             run.dict(cfg.model_dump(mode="json"), "config/run_config.json")
+            run_metrics = {"run/requests": 2718.0, "run/cache_hits": 0.0, "run/retries": 0.0}
             benchmark._log_results(run, scores, ds.cases, self.answers_path,
-                                   f"NOVA results: {run_name}", params,
-                                   {"run/requests": 2718.0, "run/cache_hits": 0.0,
-                                    "run/retries": 0.0})
+                                   f"NOVA results: {run_name}", params, run_metrics)
         wall = time.perf_counter() - start
-        self.last_metrics = {**scores.metrics, "run/requests": 2718.0}
+        self.last_metrics = {**run_metrics, **scores.metrics}
         for r in st.rows:
             t[r["stage"]] = r["s"]
         t["report files"] = sum(r["s"] for r in st.rows if r["stage"].startswith("report"))
