@@ -182,10 +182,10 @@ class Bench:
         return scores
 
     def one(self, run_name: str) -> dict:
-        """Score, then log the run as run_benchmark does, with the package's own _log_results
-        (which also writes the report files: those calls are timed apart)."""
+        """Score, then log the run as run_benchmark does, with the package's own
+        log_run_setup and _log_results (which also writes the report files: those calls are
+        timed apart)."""
         from nova_mlflow import benchmark, tracking
-        from nova_mlflow.data import cases_frame
 
         t: dict[str, float] = {}
         cfg, ds = self.cfg, self.dataset
@@ -197,19 +197,10 @@ class Bench:
         with st("open run + tags + prompt links"):  # the run's tags (git commit) are part of it
             tags = benchmark._tags(ds, cfg.tasks)
         with tracking.start_run(cfg.experiment, run_name, tags, list(uris.values())) as run:
-            params = benchmark._setup_params(
-                cfg.model, self.frame, ds, self.prompts, cfg.tasks,
-                {"temperature": 0.0, "max_tokens": 1024, "seed": 0, "judge": "none",
-                 "concurrency": cfg.concurrency, "limit": None, "base_url": None,
-                 "max_retries": 6, "timeout_s": 120.0, "rpm": None, "cache": "off",
-                 **{f"prompt.{k.value}.uri": u for k, u in uris.items()},
-                 "prices_as_of": "bench"})
+            params = benchmark.log_run_setup(run, cfg, self.frame, ds, self.prompts, uris,
+                                             {"judge": "none"}, base_url=None, cache=False)
             t["n_params"] = len(params)
             self.last_params = params
-            run.params(params)
-            run.dataset(cases_frame(ds), name=ds.name, source=ds.source, digest=ds.digest,
-                        targets="final_diagnosis")
-            run.dict(cfg.model_dump(mode="json"), "config/run_config.json")
             run_metrics = {"run/requests": 2718.0, "run/cache_hits": 0.0, "run/retries": 0.0}
             benchmark._log_results(run, scores, ds.cases, self.answers_path,
                                    f"NOVA results: {run_name}", params, run_metrics)

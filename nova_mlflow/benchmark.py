@@ -175,6 +175,29 @@ def _setup_params(model: str, frame: Frame, dataset: Dataset, prompts: dict[Task
     return params
 
 
+def log_run_setup(run: tracking.RunLogger, cfg: RunConfig, frame: Frame, dataset: Dataset,
+                  prompts: dict[Task, Prompt], prompt_uris: dict[Task, str], judge_params: dict,
+                  *, base_url: str | None, cache: bool) -> dict:
+    """What a run logs before its first call: params, the dataset input, the run config.
+
+    Returns the params (the HTML report shows them). The logging benchmark calls this too,
+    so it times what a run does.
+    """
+    params = _setup_params(cfg.model, frame, dataset, prompts, cfg.tasks, {
+        "temperature": cfg.settings.temperature, "max_tokens": cfg.settings.max_tokens,
+        "seed": cfg.settings.seed, **judge_params, "concurrency": cfg.concurrency,
+        "limit": cfg.limit, "base_url": base_url,
+        "max_retries": cfg.retry.max_retries, "timeout_s": cfg.retry.timeout, "rpm": cfg.rpm,
+        "cache": "refresh" if cfg.refresh else ("on" if cache else "off"),
+        **{f"prompt.{t.value}.uri": uri for t, uri in prompt_uris.items()},
+        "prices_as_of": PRICES_AS_OF if not cfg.prices else "custom"})
+    run.params(params)
+    run.dataset(cases_frame(dataset), name=dataset.name, source=dataset.source,
+                digest=dataset.digest, targets="final_diagnosis")
+    run.dict(cfg.model_dump(mode="json"), "config/run_config.json")
+    return params
+
+
 def register_prompts(prompts: dict[Task, Prompt]) -> dict[Task, str]:
     """Registry URIs of the prompts used (a new registry version only when the text changed)."""
     return {t: tracking.ensure_registered(p.name, p.template, p.sha256, p.version,
@@ -293,18 +316,9 @@ def run_benchmark(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
     with tracking.start_run(cfg.experiment or default_experiment(dataset), run_name,
                             _tags(dataset, cfg.tasks),
                             list(prompt_uris.values()) + list(judge_uri.values())) as run:
-        params = _setup_params(cfg.model, frame, dataset, prompts, cfg.tasks, {
-            "temperature": cfg.settings.temperature, "max_tokens": cfg.settings.max_tokens,
-            "seed": cfg.settings.seed, **judge_params, "concurrency": cfg.concurrency,
-            "limit": cfg.limit, "base_url": safe_url(getattr(provider, "base_url", None)),
-            "max_retries": cfg.retry.max_retries, "timeout_s": cfg.retry.timeout, "rpm": cfg.rpm,
-            "cache": "refresh" if cfg.refresh else ("on" if cache else "off"),
-            **{f"prompt.{t.value}.uri": uri for t, uri in prompt_uris.items()},
-            "prices_as_of": PRICES_AS_OF if not cfg.prices else "custom"})
-        run.params(params)
-        run.dataset(cases_frame(dataset), name=dataset.name, source=dataset.source,
-                    digest=dataset.digest, targets="final_diagnosis")
-        run.dict(cfg.model_dump(mode="json"), "config/run_config.json")
+        params = log_run_setup(run, cfg, frame, dataset, prompts, prompt_uris, judge_params,
+                               base_url=safe_url(getattr(provider, "base_url", None)),
+                               cache=cache is not None)
         answers_path = run_dir(run.run_id) / "answers.jsonl"
         log.info("answers are written to %s as they arrive", answers_path)
         stats = RunStats()
