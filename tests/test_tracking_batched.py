@@ -126,8 +126,11 @@ def _awkward() -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("frame", [_awkward(), _awkward().iloc[:0], _frame(),
-                                   pd.DataFrame({"only": ["x"]}), pd.DataFrame({1: [1.5]})],
-                         ids=["awkward", "no rows", "table", "one cell", "non-string column"])
+                                   pd.DataFrame({"only": ["x"]}),
+                                   pd.DataFrame({pd.Timestamp("2026-11-23"): [1.5]}),
+                                   pd.DataFrame(index=[0, 1])],
+                         ids=["awkward", "no rows", "table", "one cell", "date column name",
+                              "no columns"])
 def test_table_file_is_the_file_log_table_writes(frame, tmp_path):
     """write_table_file takes a faster path than log_table's to_json; same bytes either way."""
     tracking.write_table_file(frame, tmp_path / "ours.json")
