@@ -48,10 +48,11 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import mlflow
@@ -236,39 +237,36 @@ class Tracer:
     def span(self, case: Case, task: Task, request: Request, *, cached: bool = False
              ) -> Iterator[CallSpan | None]:
         """Root span around one call (or cache hit); yields None if tracing is unavailable."""
-        t0 = time.perf_counter()
-        call: CallSpan | None = None
-        try:
-            inputs = {"filename": case.filename, "case_id": case.case_id, "task": task.value,
-                      "model": self.model,
-                      "prompt": {"name": self.prompts.get(task, ""),
-                                 "version": request.prompt_version},
-                      "text": request.prompt}
-            if request.image_png is not None:
-                w, h = request.image_size or (case.image_width, case.image_height)
-                inputs["image"] = {"sha256": request.image_sha256, "width": w, "height": h,
-                                   "path": str(case.image_path)}
-            span = mlflow.start_span_no_context(
-                SPAN_NAME.format(task=task.value), span_type=SpanType.LLM, inputs=inputs,
-                attributes={"nova.task": task.value, "nova.filename": case.filename,
-                            SpanAttributeKey.MODEL: self.model},
-                tags={"nova.task": task.value, "nova.filename": case.filename,
-                      "nova.case_id": case.case_id, "nova.cached": str(cached).lower(),
-                      "nova.prompt_version": request.prompt_version, ROLE_TAG: "model"},
-                metadata={TraceMetadataKey.SOURCE_RUN: self.run_id},
-                experiment_id=self.experiment_id)
-            if _recording(span):
-                call = CallSpan(span, self.frame, case)
-                self.trace_ids[(case.filename, task)] = call.trace_id
-                _set_request_preview(call.trace_id, {"filename": case.filename,
-                                                     "case_id": case.case_id, "task": task.value})
-        except Exception as exc:  # noqa: BLE001 - tracing must never cost an answer
-            log.debug("could not open a trace span: %s", exc)
-        self.seconds += time.perf_counter() - t0
-        try:
+        with self._root(partial(self._open_call, case, task, request, cached), "trace") as call:
             yield call
-        finally:
-            self._end(call)
+
+    def _open_call(self, case: Case, task: Task, request: Request, cached: bool
+                   ) -> CallSpan | None:
+        inputs = {"filename": case.filename, "case_id": case.case_id, "task": task.value,
+                  "model": self.model,
+                  "prompt": {"name": self.prompts.get(task, ""),
+                             "version": request.prompt_version},
+                  "text": request.prompt}
+        if request.image_png is not None:
+            w, h = request.image_size or (case.image_width, case.image_height)
+            inputs["image"] = {"sha256": request.image_sha256, "width": w, "height": h,
+                               "path": str(case.image_path)}
+        span = mlflow.start_span_no_context(
+            SPAN_NAME.format(task=task.value), span_type=SpanType.LLM, inputs=inputs,
+            attributes={"nova.task": task.value, "nova.filename": case.filename,
+                        SpanAttributeKey.MODEL: self.model},
+            tags={"nova.task": task.value, "nova.filename": case.filename,
+                  "nova.case_id": case.case_id, "nova.cached": str(cached).lower(),
+                  "nova.prompt_version": request.prompt_version, ROLE_TAG: "model"},
+            metadata={TraceMetadataKey.SOURCE_RUN: self.run_id},
+            experiment_id=self.experiment_id)
+        if not _recording(span):
+            return None
+        call = CallSpan(span, self.frame, case)
+        self.trace_ids[(case.filename, task)] = call.trace_id
+        _set_request_preview(call.trace_id, {"filename": case.filename,
+                                             "case_id": case.case_id, "task": task.value})
+        return call
 
     @contextmanager
     def judge_span(self, request: Request, *, judge_model: str, prompt_name: str,
@@ -279,37 +277,54 @@ class Tracer:
         `cases`: the cases whose answers gave this (prediction, truth) pair (the judge asks
         once per distinct pair); the first one names the trace (tags nova.case_id/filename).
         """
+        opener = partial(self._open_judge_call, request, judge_model, prompt_name,
+                         prompt_version, prediction, truth, list(cases))
+        with self._root(opener, "judge trace") as call:
+            yield call
+
+    def _open_judge_call(self, request: Request, judge_model: str, prompt_name: str,
+                         prompt_version: str, prediction: str, truth: str, cases: list[Case]
+                         ) -> JudgeSpan | None:
+        owners = [{"case_id": c.case_id, "filename": c.filename,
+                   "trace_id": self.trace_ids.get((c.filename, Task.diagnosis))}
+                  for c in cases]
+        first = owners[0] if owners else {"case_id": "", "filename": ""}
+        inputs = {"case_id": first["case_id"], "filename": first["filename"],
+                  "task": JUDGE_TASK, "role": "judge", "model": judge_model,
+                  "judged_model": self.model,
+                  "prompt": {"name": prompt_name, "version": prompt_version},
+                  "prediction": prediction, "truth": truth, "cases": owners,
+                  "text": request.prompt}
+        span = mlflow.start_span_no_context(
+            SPAN_NAME.format(task=JUDGE_TASK), span_type=SpanType.LLM, inputs=inputs,
+            attributes={"nova.task": JUDGE_TASK, "nova.role": "judge",
+                        "nova.filename": first["filename"],
+                        SpanAttributeKey.MODEL: judge_model},
+            tags={"nova.task": JUDGE_TASK, ROLE_TAG: "judge",
+                  "nova.filename": first["filename"], "nova.case_id": first["case_id"],
+                  "nova.n_cases": str(len(owners)), "nova.judge_model": judge_model,
+                  "nova.prompt_version": prompt_version},
+            metadata={TraceMetadataKey.SOURCE_RUN: self.run_id},
+            experiment_id=self.experiment_id)
+        if not _recording(span):
+            return None
+        call = JudgeSpan(span)
+        self.judge_trace_ids.append(call.trace_id)
+        _set_request_preview(call.trace_id, {"task": JUDGE_TASK, "prediction": prediction,
+                                             "truth": truth})
+        return call
+
+    @contextmanager
+    def _root(self, open_call: Callable[[], _RootSpan | None], what: str
+              ) -> Iterator[Any]:
+        """Open a root span with `open_call`, yield it (None if it could not be opened: tracing
+        never costs an answer or a verdict), end it after the block; time the bookkeeping."""
         t0 = time.perf_counter()
-        call: JudgeSpan | None = None
+        call: _RootSpan | None = None
         try:
-            owners = [{"case_id": c.case_id, "filename": c.filename,
-                       "trace_id": self.trace_ids.get((c.filename, Task.diagnosis))}
-                      for c in cases]
-            first = owners[0] if owners else {"case_id": "", "filename": ""}
-            inputs = {"case_id": first["case_id"], "filename": first["filename"],
-                      "task": JUDGE_TASK, "role": "judge", "model": judge_model,
-                      "judged_model": self.model,
-                      "prompt": {"name": prompt_name, "version": prompt_version},
-                      "prediction": prediction, "truth": truth, "cases": owners,
-                      "text": request.prompt}
-            span = mlflow.start_span_no_context(
-                SPAN_NAME.format(task=JUDGE_TASK), span_type=SpanType.LLM, inputs=inputs,
-                attributes={"nova.task": JUDGE_TASK, "nova.role": "judge",
-                            "nova.filename": first["filename"],
-                            SpanAttributeKey.MODEL: judge_model},
-                tags={"nova.task": JUDGE_TASK, ROLE_TAG: "judge",
-                      "nova.filename": first["filename"], "nova.case_id": first["case_id"],
-                      "nova.n_cases": str(len(owners)), "nova.judge_model": judge_model,
-                      "nova.prompt_version": prompt_version},
-                metadata={TraceMetadataKey.SOURCE_RUN: self.run_id},
-                experiment_id=self.experiment_id)
-            if _recording(span):
-                call = JudgeSpan(span)
-                self.judge_trace_ids.append(call.trace_id)
-                _set_request_preview(call.trace_id, {"task": JUDGE_TASK, "prediction": prediction,
-                                                     "truth": truth})
-        except Exception as exc:  # noqa: BLE001 - tracing must never cost a verdict
-            log.debug("could not open a judge trace span: %s", exc)
+            call = open_call()
+        except Exception as exc:  # noqa: BLE001 - tracing must never cost an answer
+            log.debug("could not open a %s span: %s", what, exc)
         self.seconds += time.perf_counter() - t0
         try:
             yield call

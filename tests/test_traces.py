@@ -263,6 +263,30 @@ def test_judge_traces_of_unreadable_and_failed_calls(tmp_path, demo_dir, own_cac
     assert KEY not in dumped and wrong not in dumped and wrong[:12] not in dumped
 
 
+def test_a_span_that_cannot_open_costs_nothing(demo_dir, monkeypatch):
+    """Tracing never costs an answer or a verdict: when MLflow cannot open the root span,
+    the call and the judge call go on with no span, and nothing is left to end."""
+    from nova_mlflow import tracking_traces
+    from nova_mlflow.data import load_dataset
+    from nova_mlflow.providers.base import Request
+
+    def refuse(*a, **k):
+        raise RuntimeError("tracing backend down")
+
+    monkeypatch.setattr(tracking_traces.mlflow, "start_span_no_context", refuse)
+    case = load_dataset(str(demo_dir)).cases[0]
+    tracer = tracking_traces.Tracer("run-id", "0", "gpt-4o")
+    req = Request(task=Task.diagnosis, filename=case.filename, case_id=case.case_id,
+                  prompt="hello", prompt_version="v1")
+    with tracer.span(case, Task.diagnosis, req) as call:
+        assert call is None
+    with tracer.judge_span(req, judge_model="gpt-4o", prompt_name="judge", prompt_version="v1",
+                           prediction="A", truth="B", cases=[case]) as judged:
+        assert judged is None
+    assert tracer.trace_ids == {} and tracer.judge_trace_ids == []
+    assert tracer.seconds > 0
+
+
 def test_no_traces_flag_makes_none(tmp_path, demo_dir, own_cache, server):
     _run("--data", str(demo_dir), "--no-traces", "--tasks", "localization,diagnosis")
     (run,) = _runs(tmp_path)
