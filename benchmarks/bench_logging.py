@@ -107,7 +107,7 @@ class Bench:
 
     def __init__(self) -> None:
         from benchmarks.synthetic import build, canned_answers
-        from nova_mlflow.answers import write_answers
+        from nova_mlflow.data.answers import write_answers
         from nova_mlflow.benchmark import RunConfig, check_config
         from nova_mlflow.data import load_dataset
         from nova_mlflow.pricing import load_prices
@@ -173,7 +173,7 @@ class Bench:
 
     def score(self, t: dict) -> object:
         from nova_mlflow.scoring import MODULES, ScoreContext, Scores
-        from nova_mlflow.usage import usage_metrics
+        from nova_mlflow.metrics.usage import usage_metrics
 
         scores = Scores()
         ctx = ScoreContext(self.frame, "none", self.cfg.model)

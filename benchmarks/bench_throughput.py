@@ -196,7 +196,7 @@ class Workload:
 
 def measure(w: Workload, provider_kind: str, server: Server | None, concurrency: int,
             n_cases: int | None = None, latency: float = LATENCY) -> dict:
-    from nova_mlflow.answers import AnswerLog
+    from nova_mlflow.data.answers import AnswerLog
     from nova_mlflow.benchmark import make_request
     from nova_mlflow.runner import RunStats, _run_all
 

@@ -18,11 +18,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from nova_mlflow import __version__, tracking
-from nova_mlflow.answers import AnswerLog, latest_answers, read_answers
+from nova_mlflow.data.answers import AnswerLog, latest_answers, read_answers
 from nova_mlflow.data import Dataset, cases_frame, load_dataset
 from nova_mlflow.data.images import read_bytes
 from nova_mlflow.errors import InputError, ProviderError
-from nova_mlflow.frames import Frame, frame_for
+from nova_mlflow.parsing.frames import frame_for
+from nova_mlflow.schemas import Frame
 from nova_mlflow.paths import run_dir
 from nova_mlflow.prompts import DEFAULT_VERSION, Prompt, load_prompt
 from nova_mlflow.providers import create_provider, provider_kind
@@ -37,7 +38,7 @@ from nova_mlflow.secrets import KEY_VARS, api_key, safe_url
 from nova_mlflow.sync import TrackingUnavailable, save_pending
 from nova_mlflow.tracking_traces import Tracer
 from nova_mlflow.tracking_traces import flush as flush_traces
-from nova_mlflow.usage import usage_metrics
+from nova_mlflow.metrics.usage import usage_metrics
 from nova_mlflow.schemas import (
     ALL_TASKS,
     SCHEMA_VERSION,

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from nova_mlflow import __version__
 from nova_mlflow.errors import InputError, NovaError
-from nova_mlflow.frames import Frame
+from nova_mlflow.schemas import Frame
 from nova_mlflow.schemas import Task
 
 log = logging.getLogger("nova_mlflow")

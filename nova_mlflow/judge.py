@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nova_mlflow.matching import Verdict
+from nova_mlflow.metrics.matching import Verdict
 from nova_mlflow.metrics.diagnosis import normalize
 from nova_mlflow.paths import cache_dir
 from nova_mlflow.pricing import cost_usd, load_prices

@@ -33,8 +33,27 @@ class Task(str, Enum):
 ALL_TASKS: tuple[Task, ...] = (Task.localization, Task.captioning, Task.diagnosis)
 
 
+class Frame(str, Enum):
+    """The coordinate frame a model writes its boxes in (parsing/frames.py converts)."""
+
+    pixel_xyxy = "pixel_xyxy"  # our prompts: [x1, y1, x2, y2] in pixels of the image sent
+    gemini_yxyx_1000 = "gemini_yxyx_1000"  # Gemini 2.x box_2d: [ymin, xmin, ymax, xmax] on 0-1000
+    qwen25_resized_xyxy = "qwen25_resized_xyxy"  # Qwen2.5-VL: pixels of the smart_resize'd image
+    qwen2_xyxy_1000 = "qwen2_xyxy_1000"  # Qwen2-VL: [x1, y1, x2, y2] on 0-1000
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GenerationSettings(BaseModel):
+    """Sampling settings sent with every request (part of the response-cache key)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(1024, gt=0, le=32768)
+    seed: int | None = 0
 
 
 class Box(Frozen):

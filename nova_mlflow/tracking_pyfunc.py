@@ -77,7 +77,7 @@ class NovaConfigModel(mlflow.pyfunc.PythonModel):
         return list(await asyncio.gather(*(one(r) for r in rows)))
 
     async def _answer(self, row: dict) -> dict:
-        from nova_mlflow.frames import Frame
+        from nova_mlflow.schemas import Frame
         from nova_mlflow.parsing import parse_answer
         from nova_mlflow.schemas import Task
 

@@ -25,8 +25,8 @@ from typing import Any
 from mlflow.entities import Feedback
 from mlflow.genai.scorers import scorer
 
-from nova_mlflow.frames import Frame
-from nova_mlflow.matching import Matcher, OfflineMatcher
+from nova_mlflow.schemas import Frame
+from nova_mlflow.metrics.matching import Matcher, OfflineMatcher
 from nova_mlflow.metrics import captioning as cap
 from nova_mlflow.metrics import diagnosis as dx
 from nova_mlflow.metrics import localization as loc

@@ -59,7 +59,7 @@ import mlflow
 from mlflow.entities import AssessmentSource, Expectation, Feedback, SpanEvent, SpanType
 from mlflow.tracing.constant import SpanAttributeKey, TraceMetadataKey
 
-from nova_mlflow.frames import Frame
+from nova_mlflow.schemas import Frame
 from nova_mlflow.parsing import parse_answer
 from nova_mlflow.providers.base import Request
 from nova_mlflow.schemas import Answer, Case, Task

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from nova_mlflow.baseline.describe import describe, lesion_signal
-from nova_mlflow.baseline.detector import detect_boxes
-from nova_mlflow.baseline.retrieval import RetrievalIndex
+from nova_mlflow.providers.baseline.describe import describe, lesion_signal
+from nova_mlflow.providers.baseline.detector import detect_boxes
+from nova_mlflow.providers.baseline.retrieval import RetrievalIndex
 from nova_mlflow.data import demo
 
 
@@ -205,7 +205,7 @@ def test_retrieval_handles_empty_inputs() -> None:
 
 def test_plane_guess_on_the_demo_set(demo_dir):
     """The baseline names the plane in its captions; on the demo set it is nearly always right."""
-    from nova_mlflow.baseline.plane import guess_plane
+    from nova_mlflow.providers.baseline.plane import guess_plane
     from nova_mlflow.data import load_dataset
     from nova_mlflow.data.images import load_gray
 

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from nova_mlflow.matching import (
+from nova_mlflow.metrics.matching import (
     LabelSpace,
     Matcher,
     OfflineMatcher,

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from nova_mlflow.cli import main
-from nova_mlflow.matching import OfflineMatcher, Verdict
+from nova_mlflow.metrics.matching import OfflineMatcher, Verdict
 from nova_mlflow.metrics import diagnosis as dx
 from nova_mlflow.schemas import Answer, Case, Task
 from nova_mlflow.scoring import diagnosis as sd

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from nova_mlflow.cli import main
-from nova_mlflow.frames import frame_for, from_pixels
+from nova_mlflow.parsing.frames import frame_for, from_pixels
 from nova_mlflow.schemas import Answer, Case, Task
 from nova_mlflow.scoring import ScoreContext, score
 

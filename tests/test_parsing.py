@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nova_mlflow.frames import Frame, from_pixels, frame_for, smart_resize, to_pixels
+from nova_mlflow.parsing.frames import from_pixels, frame_for, smart_resize, to_pixels
+from nova_mlflow.schemas import Frame
 from nova_mlflow.parsing import parse_answer
 from nova_mlflow.schemas import Box, Task
 

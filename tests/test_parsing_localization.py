@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from nova_mlflow.frames import Frame
+from nova_mlflow.schemas import Frame
 from nova_mlflow.parsing import parse_answer
 from nova_mlflow.schemas import Task
 

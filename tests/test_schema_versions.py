@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from nova_mlflow.cli import main
-from nova_mlflow.migrations import NewerSchema, upgrade
+from nova_mlflow.data.migrations import NewerSchema, upgrade
 from nova_mlflow.schemas import SCHEMA_VERSION, Answer
 
 from conftest import run_store

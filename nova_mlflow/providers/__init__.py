@@ -47,13 +47,8 @@ def create_provider(model: str, **context) -> Provider:
 
 def _load_builtins() -> None:
     """Import the provider modules (each registers itself); SDKs load only when used."""
-    from nova_mlflow.providers import (  # noqa: F401
-        baseline,
-        gemini,
-        openai_chat,
-        openai_compatible,
-        replay,
-    )
+    from nova_mlflow.providers import gemini, openai_chat, openai_compatible, replay  # noqa: F401
+    from nova_mlflow.providers.baseline import provider  # noqa: F401
 
 
 __all__ = ["GenerationSettings", "Provider", "Request", "Response", "create_provider",

@@ -15,15 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nova_mlflow.schemas import Task
-
-
-class GenerationSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
-    max_tokens: int = Field(1024, gt=0, le=32768)
-    seed: int | None = 0
+from nova_mlflow.schemas import GenerationSettings, Task
 
 
 class Request(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nova_mlflow.answers import read_answers
+from nova_mlflow.data.answers import read_answers
 from nova_mlflow.providers import register
 from nova_mlflow.providers.base import NoAnswer, Request, Response
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from nova_mlflow.frames import Frame
+from nova_mlflow.schemas import Frame
 from nova_mlflow.parsing import parse_answer
 from nova_mlflow.schemas import Answer, Case, Parsed, Task
 

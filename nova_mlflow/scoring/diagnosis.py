@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from nova_mlflow import paper
-from nova_mlflow.matching import LabelSpace, Matcher, Verdict, matcher_for
+from nova_mlflow.metrics.matching import LabelSpace, Matcher, Verdict, matcher_for
 from nova_mlflow.metrics import diagnosis as dx
 from nova_mlflow.report import paper_table, write_table
 from nova_mlflow.schemas import Answer, Case, Task

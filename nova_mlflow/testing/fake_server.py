@@ -93,8 +93,9 @@ def default_script(route: str, model: str, prompt: str, image: bytes | None) -> 
     import numpy as np
     from PIL import Image
 
-    from nova_mlflow.baseline.detector import detect_boxes
-    from nova_mlflow.frames import Frame, frame_for, from_pixels
+    from nova_mlflow.providers.baseline.detector import detect_boxes
+    from nova_mlflow.parsing.frames import frame_for, from_pixels
+    from nova_mlflow.schemas import Frame
     from nova_mlflow.schemas import Box
 
     with Image.open(io.BytesIO(image)) as im:

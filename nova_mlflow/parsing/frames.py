@@ -7,16 +7,7 @@ run; it is never guessed from the ground truth, which would inflate scores.
 from __future__ import annotations
 
 import math
-from enum import Enum
-
-from nova_mlflow.schemas import Box
-
-
-class Frame(str, Enum):
-    pixel_xyxy = "pixel_xyxy"  # our prompts: [x1, y1, x2, y2] in pixels of the image sent
-    gemini_yxyx_1000 = "gemini_yxyx_1000"  # Gemini 2.x box_2d: [ymin, xmin, ymax, xmax] on 0-1000
-    qwen25_resized_xyxy = "qwen25_resized_xyxy"  # Qwen2.5-VL: pixels of the smart_resize'd image
-    qwen2_xyxy_1000 = "qwen2_xyxy_1000"  # Qwen2-VL: [x1, y1, x2, y2] on 0-1000
+from nova_mlflow.schemas import Box, Frame
 
 
 #: Model name (or prefix) -> frame. Longest matching prefix wins.

@@ -15,7 +15,7 @@ from typing import IO
 from pydantic import ValidationError
 
 from nova_mlflow.errors import InputError
-from nova_mlflow.migrations import upgrade
+from nova_mlflow.data.migrations import upgrade
 from nova_mlflow.schemas import Answer, Task
 
 AnswerKey = tuple[str, Task]

@@ -43,10 +43,19 @@ class Prompt:
         return _VAR.sub(lambda m: str(values[m.group(1)]), self.template)
 
 
+#: Where the templates live: package data in a wheel (pyproject maps the project's prompts/
+#: folder to nova_mlflow/prompts/templates), the project's prompts/ folder in a checkout
+#: (an editable install, or `mlflow run .` running from the project directory).
+PACKAGED = Path(__file__).resolve().parent / "templates"
+CHECKOUT = Path(__file__).resolve().parents[2] / "prompts"
+
+
 def prompts_dir() -> Path:
-    """$NOVA_MLFLOW_PROMPTS, else prompts/ at the project root (an editable install)."""
+    """$NOVA_MLFLOW_PROMPTS, else the packaged templates, else the checkout's prompts/."""
     env = os.environ.get("NOVA_MLFLOW_PROMPTS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "prompts"
+    if env:
+        return Path(env)
+    return PACKAGED if PACKAGED.is_dir() else CHECKOUT
 
 
 def _split_front_matter(text: str) -> tuple[dict[str, str], str]:

@@ -25,7 +25,7 @@ class BaselineProvider:
     cacheable = False  # answers depend on local inputs, and cost nothing
 
     def __init__(self, model: str = "baseline", cases: Sequence[Case] = (), **_: object) -> None:
-        from nova_mlflow.baseline.retrieval import RetrievalIndex
+        from nova_mlflow.providers.baseline.retrieval import RetrievalIndex
 
         self.model = model
         docs = [(c.filename, c.case_id, f"{c.clinical_history} {c.caption or ''}", c.final_diagnosis)
@@ -42,15 +42,15 @@ class BaselineProvider:
             ranked = self._index.rank(request.prompt, exclude_group=request.case_id, k=5)
             return Response(text="\n".join(f"{i}. {d}" for i, d in enumerate(ranked, start=1)))
         image = _decode(request.image_png)
-        from nova_mlflow.baseline.detector import detect_boxes
+        from nova_mlflow.providers.baseline.detector import detect_boxes
 
         boxes = detect_boxes(image)
         if request.task is Task.localization:
             if not boxes:
                 return Response(text="no target")
             return Response(text=json.dumps([[round(v, 1) for v in b] for b in boxes]))
-        from nova_mlflow.baseline.describe import describe, lesion_signal
-        from nova_mlflow.baseline.plane import guess_plane
+        from nova_mlflow.providers.baseline.describe import describe, lesion_signal
+        from nova_mlflow.providers.baseline.plane import guess_plane
 
         signals = [lesion_signal(image, b) for b in boxes]
         return Response(text=describe(boxes, image.shape, plane=guess_plane(image),
