@@ -58,21 +58,12 @@ class WholeNumber(click.ParamType):
         return n
 
 
-def _parse_tasks(value: str) -> tuple[Task, ...]:
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [n for n in names if n not in TASK_NAMES]
-    if bad or not names:
-        raise click.BadParameter(f"{','.join(bad) or value!r}: use a comma-separated subset of "
-                                 f"{','.join(TASK_NAMES)}", param_hint="--tasks")
-    return tuple(Task(n) for n in dict.fromkeys(names))
-
-
 def _fail(exc: Exception, code: int) -> None:
     click.echo(f"nova-mlflow: error: {exc}", err=True)
     sys.exit(code)
 
 
-def _call(fn, *args):
+def _call(fn, *args, **kwargs):
     """Run a library call and map its errors to the documented exit codes.
 
     Anything a library prints (MLflow prints "View run ... at ..." for server runs) goes to
@@ -80,7 +71,7 @@ def _call(fn, *args):
     """
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            return fn(*args)
+            return fn(*args, **kwargs)
     except NovaError as exc:
         _fail(exc, exc.exit_code)
     except ValidationError as exc:  # a bad flag value caught by a config model
@@ -179,38 +170,18 @@ def run_options(fn):
     return fn
 
 
-def _run_config(model: str, prompt_map: dict, o: dict):
-    from nova_mlflow.benchmark import RunConfig
-    from nova_mlflow.providers.base import GenerationSettings
-    from nova_mlflow.runner import RetryPolicy
-
-    return _call(lambda: RunConfig(
-        data=o["data"], images=str(o["images"]) if o["images"] else None, model=model,
-        frame=o["frame"], tasks=_parse_tasks(o["tasks"]), prompts=prompt_map,
-        limit=o["limit"] or None, concurrency=o["concurrency"], judge=o["judge"],
-        experiment=o["experiment"], run_name=o["run_name"], progress=not o["no_progress"],
-        settings=GenerationSettings(temperature=o["temperature"], max_tokens=o["max_tokens"],
-                                    seed=o["seed"]),
-        base_url=o["base_url"], rpm=o["rpm"], use_cache=not o["no_cache"], refresh=o["refresh"],
-        prices=o["prices"], traces=not o["no_traces"],
-        retry=RetryPolicy(max_retries=o["max_retries"], base_delay=o["retry_base"],
-                          timeout=o["timeout"])))
-
-
 @main.command()
 @click.option("--model", default="baseline", show_default=True, help=MODEL_HELP)
 @click.option("--prompt", "prompts", multiple=True, metavar="TASK=VERSION",
               help="Prompt version per task, e.g. --prompt diagnosis=v2 (repeat, or "
                    "comma-separate; default v1).")
 @run_options
-def run(model, prompts, **o) -> None:
+def run(model, prompts, as_json, **o) -> None:
     """Run a model on NOVA's tasks and log one MLflow run."""
-    from nova_mlflow.benchmark import run_benchmark
-    from nova_mlflow.prompts import parse_prompt_flags
+    from nova_mlflow import api
 
-    cfg = _run_config(model, _call(parse_prompt_flags, prompts), o)
-    summary = _call(run_benchmark, cfg)
-    if o["as_json"]:
+    summary = _call(api.run, model=model, prompt=prompts, **o)
+    if as_json:
         _emit_json(summary.metrics)
 
 
@@ -221,17 +192,12 @@ def run(model, prompts, **o) -> None:
               help="Repeat to sweep versions: --prompt diagnosis=v1 --prompt diagnosis=v2 "
                    "runs both (tasks without a flag use v1).")
 @run_options
-def sweep(models, prompts, **o) -> None:
+def sweep(models, prompts, as_json, **o) -> None:
     """One parent run and one child run per model x prompt-version combination."""
-    from nova_mlflow.sweep import parse_prompt_lists, run_sweep
+    from nova_mlflow import api
 
-    grid = _call(parse_prompt_lists, prompts)
-    models = [m.strip() for v in models for m in v.split(",") if m.strip()]  # MLproject: "a,b"
-    if not models:
-        _fail(InputError("--model: no model name given"), 2)
-    cfg = _run_config(models[0], {}, o)
-    summary = _call(run_sweep, cfg, models, grid)
-    if o["as_json"]:
+    summary = _call(api.sweep, model=models, prompt=prompts, **o)
+    if as_json:
         _emit_json({"parent_run_id": summary.parent_run_id,
                     "children": {c.run_id: c.metrics for c in summary.children}})
 
@@ -256,13 +222,11 @@ def sweep(models, prompts, **o) -> None:
 def evaluate(data, images, outputs, from_run, model, frame, judge, experiment, run_name,
              no_traces, as_json) -> None:
     """Score answers produced elsewhere (no model call) and log one MLflow run."""
-    from nova_mlflow.benchmark import EvaluateConfig, evaluate_outputs
+    from nova_mlflow import api
 
-    cfg = _call(lambda: EvaluateConfig(data=data, images=str(images) if images else None,
-                                       outputs=outputs, from_run=from_run, model=model,
-                                       frame=frame, judge=judge, experiment=experiment,
-                                       run_name=run_name, traces=not no_traces))
-    summary = _call(evaluate_outputs, cfg)
+    summary = _call(api.evaluate, data=data, images=images, outputs=outputs, from_run=from_run,
+                    model=model, frame=frame, judge=judge, experiment=experiment,
+                    run_name=run_name, no_traces=no_traces)
     if as_json:
         _emit_json(summary.metrics)
 
@@ -274,21 +238,16 @@ def evaluate(data, images, outputs, from_run, model, frame, judge, experiment, r
 @json_option
 def validate(data, images, no_images, as_json) -> None:
     """Check a dataset; exit 2 with a one-line error on the first bad row."""
-    from nova_mlflow.data import load_dataset
+    from nova_mlflow import api
 
-    ds = _call(lambda: load_dataset(data, images_dir=images, check_images=not no_images))
-    facts = {
-        "cases": len(ds), "case_ids": len({c.case_id for c in ds.cases}),
-        "final_diagnoses": len({c.final_diagnosis for c in ds.cases}),
-        "gold_boxes": sum(len(c.gold_boxes) for c in ds.cases),
-        "layout": ds.layout, "digest": ds.digest,
-    }
+    facts = _call(api.validate, data=data, images=images, no_images=no_images)
+    source = facts.pop("source")
     if as_json:
         _emit_json(facts)
     else:
-        click.echo(f"ok: {ds.source}: {facts['cases']} cases, {facts['case_ids']} case ids, "
+        click.echo(f"ok: {source}: {facts['cases']} cases, {facts['case_ids']} case ids, "
                    f"{facts['final_diagnoses']} final diagnoses, {facts['gold_boxes']} gold boxes "
-                   f"({ds.layout} layout, digest {ds.digest})")
+                   f"({facts['layout']} layout, digest {facts['digest']})")
 
 
 @main.command()
@@ -310,13 +269,11 @@ def validate(data, images, no_images, as_json) -> None:
 @json_option
 def compare(experiment, runs, baseline, metrics, resamples, seed, no_log, as_json) -> None:
     """Runs side by side, with paired bootstrap 95% CIs and p-values vs a baseline run."""
-    from nova_mlflow.compare import CompareConfig, run_compare, to_json
+    from nova_mlflow import api
+    from nova_mlflow.compare import to_json
 
-    extra = {"seed": seed} if seed is not None else {}
-    cfg = _call(lambda: CompareConfig(experiment=experiment, runs=list(runs), baseline=baseline,
-                                      metrics=list(metrics), log=not no_log, resamples=resamples,
-                                      **extra))
-    comp = _call(run_compare, cfg)
+    comp = _call(api.compare, experiment=experiment, run=runs, baseline=baseline, metric=metrics,
+                 resamples=resamples, seed=seed, no_log=no_log)
     if as_json:
         _emit_json(to_json(comp))
 
@@ -339,13 +296,11 @@ def compare(experiment, runs, baseline, metrics, resamples, seed, no_log, as_jso
 @json_option
 def gate(run_id, registered_model, metrics, min_delta, alpha, resamples, seed, as_json) -> None:
     """Register a run's configuration; promote it to `champion` only on a real gain (exit 1 if not)."""
-    from nova_mlflow.gate import GateConfig, run_gate
+    from nova_mlflow import api
 
-    extra = {"seed": seed} if seed is not None else {}
-    cfg = _call(lambda: GateConfig(run_id=run_id, registered_model=registered_model,
-                                   metrics=list(metrics), min_delta=min_delta, alpha=alpha,
-                                   resamples=resamples, **extra))
-    result = _call(run_gate, cfg)  # the reason goes to stderr as a log line
+    result = _call(api.gate, run=run_id, registered_model=registered_model, metric=metrics,
+                   min_delta=min_delta, alpha=alpha, resamples=resamples,
+                   seed=seed)  # the reason goes to stderr as a log line
     if as_json:
         _emit_json(result.as_json())
     sys.exit(0 if result.promoted else 1)
@@ -355,11 +310,12 @@ def gate(run_id, registered_model, metrics, min_delta, alpha, resamples, seed, a
 @click.option("--json", "as_json", is_flag=True, help="Print the synced run ids as JSON.")
 def sync(as_json) -> None:
     """Log runs whose tracking server was unreachable at the end (results kept on disk)."""
-    from nova_mlflow.sync import pending_runs, sync_all
+    from nova_mlflow import api
+    from nova_mlflow.pipeline.pending import pending_runs
 
     if not pending_runs():
         click.echo("nothing to sync", err=True)
-    done = _call(sync_all)
+    done = _call(api.sync)
     if as_json:
         _emit_json({"synced": done})
     elif done:

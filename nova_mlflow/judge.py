@@ -16,18 +16,12 @@ tokens, latency and failed attempts. Shortcuts and cache hits make no call, so n
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import random
 import re
-import sqlite3
-import threading
-import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from nova_mlflow.metrics.matching import Verdict
@@ -36,9 +30,11 @@ from nova_mlflow.paths import cache_dir
 from nova_mlflow.pricing import cost_usd, load_prices
 from nova_mlflow.prompts import Prompt, load_prompt
 from nova_mlflow.providers import create_provider
-from nova_mlflow.providers.base import GenerationSettings, Request
-from nova_mlflow.runner import RateLimiter, RetryPolicy, RunStats, call_with_retries, error_text
-from nova_mlflow.schemas import Case, Task
+from nova_mlflow.providers.base import Request, Response
+from nova_mlflow.calls.runner import CallSession, Outcome, execute, run_sync
+from nova_mlflow.calls.store import CallStore
+from nova_mlflow.config import CallOptions, RetryPolicy
+from nova_mlflow.schemas import Case, GenerationSettings, Task
 
 DEFAULT_JUDGE = "gpt-4o"
 _VERDICT = re.compile(r'"?(?:verdict|match)"?\s*[:=]\s*"?(yes|no|true|false|match|no match)\b', re.I)
@@ -71,31 +67,6 @@ def read_verdict(text: str) -> tuple[bool, str] | None:
     return None
 
 
-class VerdictCache:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, "
-                         "match INTEGER NOT NULL, reason TEXT NOT NULL, created REAL NOT NULL)")
-
-    def get(self, key: str) -> Verdict | None:
-        with self._lock:
-            row = self._db.execute("SELECT match, reason FROM verdicts WHERE key = ?",
-                                   (key,)).fetchone()
-        return Verdict(bool(row[0]), row[1]) if row else None
-
-    def put(self, key: str, verdict: Verdict) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?)",
-                             (key, int(verdict.match), verdict.reason, time.time()))
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-
 @dataclass
 class JudgeUsage:
     calls: int = 0
@@ -125,7 +96,9 @@ class JudgeMatcher:
         self.policy = policy or RetryPolicy()
         self.concurrency = concurrency
         self.provider = create_provider(model, base_url=base_url, timeout=self.policy.timeout)
-        self.cache = VerdictCache(cache_dir() / "judge_verdicts.sqlite") if use_cache else None
+        self.cache = CallStore.in_dir(cache_dir()) if use_cache else None
+        self.session = CallSession(self.provider, CallOptions(concurrency=concurrency,
+                                                              retry=self.policy, progress=False))
         self.usage = JudgeUsage()
         self.settings = GenerationSettings(temperature=0.0, max_tokens=200, seed=0)
         self.tracer: Any = None  # tracking_traces.Tracer: one trace per judge call when set
@@ -154,73 +127,21 @@ class JudgeMatcher:
                 verdicts[pair] = Verdict(True, "identical after normalisation")
                 self.usage.shortcuts += 1
                 continue
-            hit = self.cache.get(self.key(pred, truth)) if self.cache else None
+            hit = self.cache.get_verdict(self.key(pred, truth)) if self.cache is not None else None
             if hit is not None:
                 verdicts[pair] = hit
                 self.usage.cache_hits += 1
             else:
                 todo.append(pair)
         if todo:
-            verdicts.update(asyncio.run(self._ask_all(todo, owners)))
+            verdicts.update(run_sync(self._ask_all(todo, owners)))
         return [verdicts[p] for p in pairs]
-
-    def _span(self, request: Request, pair: tuple[str, str], cases: list[Case]) -> Any:
-        if self.tracer is None:
-            return nullcontext()
-        return self.tracer.judge_span(request, judge_model=self.model,
-                                      prompt_name=self.prompt.name,
-                                      prompt_version=self.prompt.version, prediction=pair[0],
-                                      truth=pair[1], cases=cases)
 
     async def _ask_all(self, pairs: list[tuple[str, str]],
                        owners: dict[tuple[str, str], list[Case]] | None = None
                        ) -> dict[tuple[str, str], Verdict]:
-        sem = asyncio.Semaphore(self.concurrency)
-        limiter, rng, stats = RateLimiter(None), random.Random(0), RunStats()
-
-        async def one(pair: tuple[str, str]) -> tuple[tuple[str, str], Verdict]:
-            pred, truth = pair
-            request = Request(task=Task.diagnosis, filename="judge", case_id="judge",
-                              prompt=self.prompt.render(prediction=pred, truth=truth),
-                              prompt_version=f"judge-{self.prompt.version}", settings=self.settings)
-            async with sem:
-                # one trace per judge call (when the run traces), failed attempts as events
-                with self._span(request, pair, (owners or {}).get(pair, [])) as span:
-                    start = time.perf_counter()
-                    try:
-                        resp, attempts = await call_with_retries(
-                            self.provider, request, self.policy, limiter, rng, stats, span)
-                    except Exception as exc:
-                        self.usage.api_errors += 1
-                        verdict = Verdict(False, f"judge call failed: {error_text(exc)}")
-                        if span is not None:
-                            span.finish_verdict(
-                                status="api_error", text=None, match=False,
-                                reason=verdict.reason, error=error_text(exc),
-                                latency_s=round(time.perf_counter() - start, 4),
-                                attempts=getattr(exc, "attempts", 1))
-                        return pair, verdict
-                    latency = round(time.perf_counter() - start, 4)
-                    self.usage.calls += 1
-                    self.usage.input_tokens += resp.input_tokens or 0
-                    self.usage.output_tokens += resp.output_tokens or 0
-                    read = read_verdict(resp.text)
-                    if read is None:
-                        self.usage.unreadable += 1
-                        verdict = Verdict(False, f"judge answer unreadable: {resp.text[:120]!r}")
-                    else:
-                        verdict = Verdict(read[0], read[1] or ("match" if read[0] else "no match"))
-                        if self.cache:
-                            self.cache.put(self.key(pred, truth), verdict)
-                    if span is not None:
-                        span.finish_verdict(
-                            status="answered" if read is not None else "unreadable",
-                            text=resp.text, match=verdict.match, reason=verdict.reason,
-                            input_tokens=resp.input_tokens, output_tokens=resp.output_tokens,
-                            latency_s=latency, attempts=attempts)
-            return pair, verdict
-
-        return dict(await asyncio.gather(*(one(p) for p in pairs)))
+        hooks = _JudgeCalls(self, owners or {})
+        return dict(await execute(self.session, pairs, hooks))
 
     def metrics(self, prices: dict | None = None) -> dict[str, float]:
         """Judge usage as diagnosis/judge_* metrics, apart from the model's own tokens."""
@@ -239,5 +160,63 @@ class JudgeMatcher:
                 "judge_prompt.sha256": self.prompt.sha256}
 
     def close(self) -> None:
-        if self.cache:
+        if self.cache is not None:
             self.cache.close()
+
+
+@dataclass
+class _JudgeCalls:
+    """CallHooks of the judge (calls.runner.CallHooks): one call per (prediction, truth)
+    pair not settled already (shortcuts and stored verdicts never reach the runner)."""
+
+    judge: JudgeMatcher
+    owners: dict[tuple[str, str], list[Case]]
+
+    def request(self, pair: tuple[str, str]) -> Request:
+        j = self.judge
+        return Request(task=Task.diagnosis, filename="judge", case_id="judge",
+                       prompt=j.prompt.render(prediction=pair[0], truth=pair[1]),
+                       prompt_version=f"judge-{j.prompt.version}", settings=j.settings)
+
+    def stored(self, pair: tuple[str, str], request: Request) -> Response | None:
+        return None
+
+    def keep(self, pair: tuple[str, str], request: Request, response: Response) -> None:
+        pass  # the verdict, once read, is what is stored (result)
+
+    def span(self, pair: tuple[str, str], request: Request, cached: bool) -> Any:
+        j = self.judge
+        if j.tracer is None:
+            return nullcontext()
+        return j.tracer.judge_span(request, judge_model=j.model, prompt_name=j.prompt.name,
+                                   prompt_version=j.prompt.version, prediction=pair[0],
+                                   truth=pair[1], cases=self.owners.get(pair, []))
+
+    def result(self, pair: tuple[str, str], request: Request, outcome: Outcome,
+               span: Any) -> tuple[tuple[str, str], Verdict]:
+        j, u, resp = self.judge, self.judge.usage, outcome.response
+        if resp is None:
+            u.api_errors += 1
+            verdict = Verdict(False, f"judge call failed: {outcome.error}")
+            if span is not None:
+                span.finish_verdict(status="api_error", text=None, match=False,
+                                    reason=verdict.reason, error=outcome.error,
+                                    latency_s=outcome.latency_s, attempts=outcome.attempts)
+            return pair, verdict
+        u.calls += 1
+        u.input_tokens += resp.input_tokens or 0
+        u.output_tokens += resp.output_tokens or 0
+        read = read_verdict(resp.text)
+        if read is None:
+            u.unreadable += 1
+            verdict = Verdict(False, f"judge answer unreadable: {resp.text[:120]!r}")
+        else:
+            verdict = Verdict(read[0], read[1] or ("match" if read[0] else "no match"))
+            if j.cache is not None:
+                j.cache.put_verdict(j.key(*pair), verdict)
+        if span is not None:
+            span.finish_verdict(status="answered" if read is not None else "unreadable",
+                                text=resp.text, match=verdict.match, reason=verdict.reason,
+                                input_tokens=resp.input_tokens, output_tokens=resp.output_tokens,
+                                latency_s=outcome.latency_s, attempts=outcome.attempts)
+        return pair, verdict

@@ -81,7 +81,7 @@ def test_run_logs_everything(tmp_path, demo_dir):
 
 
 def test_crash_marks_run_failed_and_keeps_answers(tmp_path, demo_dir, monkeypatch):
-    import nova_mlflow.benchmark as bm
+    import nova_mlflow.pipeline.results as bm
 
     def boom(*a, **k):
         raise RuntimeError("scoring exploded")

@@ -292,7 +292,8 @@ def test_retry_policy_and_rate_limiter():
     import asyncio
     import random
 
-    from nova_mlflow.runner import RateLimiter, RetryPolicy
+    from nova_mlflow.calls.runner import RateLimiter
+    from nova_mlflow.config import RetryPolicy
 
     p = RetryPolicy(base_delay=1.0, max_delay=30.0)
     rng = random.Random(0)

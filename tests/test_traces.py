@@ -214,7 +214,7 @@ def test_judge_traces_of_unreadable_and_failed_calls(tmp_path, demo_dir, own_cac
 
     from nova_mlflow.data import load_dataset
     from nova_mlflow.judge import JudgeMatcher
-    from nova_mlflow.runner import RetryPolicy
+    from nova_mlflow.config import RetryPolicy
     from nova_mlflow.testing.fake_server import default_script
     from nova_mlflow.tracking_traces import Tracer, flush
 

@@ -140,7 +140,8 @@ def test_table_file_is_the_file_log_table_writes(frame, tmp_path):
 
 def test_table_files_of_a_demo_run_are_what_log_table_writes(demo_dir, tmp_path):
     """The real per-case tables of all three tasks (offline baseline on 12 demo cases)."""
-    from nova_mlflow.benchmark import RunConfig, run_benchmark
+    from nova_mlflow.config import RunConfig
+    from nova_mlflow.pipeline.run import run as run_benchmark
 
     summary = run_benchmark(RunConfig(data=str(demo_dir), model="baseline", limit=12,
                                       progress=False, traces=False))

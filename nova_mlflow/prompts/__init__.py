@@ -99,3 +99,15 @@ def parse_prompt_flags(flags: list[str] | tuple[str, ...]) -> dict[Task, str]:
             raise InputError(f"--prompt {flag!r}: expected TASK=VERSION, e.g. localization=v2")
         out[t] = version.strip()
     return out
+
+
+def render_case(prompt: Prompt, *, width: int, height: int, clinical_history: str | None,
+                caption: str | None) -> str:
+    """The text sent for one case: the one place a template meets a case's fields.
+
+    A template uses the fields it names; a missing history or caption reads "(not given)".
+    """
+    values = {"width": width, "height": height,
+              "clinical_history": clinical_history or "(not given)",
+              "caption": caption or "(not given)"}
+    return prompt.render(**{k: v for k, v in values.items() if k in prompt.variables})

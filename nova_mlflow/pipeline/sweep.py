@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from nova_mlflow import tracking
-from nova_mlflow.benchmark import RunConfig, RunSummary, check_config, default_experiment, run_benchmark
+from nova_mlflow.config import SweepConfig
 from nova_mlflow.data import load_dataset
 from nova_mlflow.errors import InputError, NovaError
+from nova_mlflow.pipeline.results import RunSummary
+from nova_mlflow.pipeline.run import run
+from nova_mlflow.pipeline.setup import check_config, default_experiment
 from nova_mlflow.paths import cache_dir
 from nova_mlflow.report import write_table
 from nova_mlflow.schemas import Task
@@ -59,13 +62,13 @@ class SweepSummary:
     failures: list[tuple[str, NovaError]] = field(default_factory=list)
 
 
-def run_sweep(base: RunConfig, models: list[str], prompt_flags: dict[Task, list[str]]) -> SweepSummary:
-    if not models:
-        raise InputError("a sweep needs at least one --model")
+def sweep(cfg: SweepConfig) -> SweepSummary:
+    """Every model x prompt-version combination as a child run of one parent run."""
+    base, models, prompt_flags = cfg.run, cfg.models, cfg.prompt_grid
     configs = [base.model_copy(update={"model": m, "prompts": p, "run_name": None})
                for m in dict.fromkeys(models) for p in prompt_grid(prompt_flags, base.tasks)]
-    for cfg in configs:
-        check_config(cfg)
+    for child_cfg in configs:
+        check_config(child_cfg)
     dataset = load_dataset(base.data, images_dir=base.images)
     name = base.run_name or f"sweep {len(configs)} runs: {', '.join(dict.fromkeys(models))}"
     rows = []
@@ -75,12 +78,13 @@ def run_sweep(base: RunConfig, models: list[str], prompt_flags: dict[Task, list[
                        "data": base.data, "dataset_digest": dataset.digest,
                        **{f"prompt_grid.{t.value}": ",".join(v) for t, v in prompt_flags.items()}})
         summary = SweepSummary(parent.run_id)
-        for i, cfg in enumerate(configs, start=1):
-            label = f"{cfg.model} " + "+".join(f"{t.value[:3]}-{v}" for t, v in
-                                               sorted(cfg.prompts.items(), key=lambda kv: kv[0].value))
+        for i, child_cfg in enumerate(configs, start=1):
+            label = f"{child_cfg.model} " + "+".join(
+                f"{t.value[:3]}-{v}" for t, v in sorted(child_cfg.prompts.items(),
+                                                        key=lambda kv: kv[0].value))
             log.info("sweep %d/%d: %s", i, len(configs), label)
             try:
-                child = run_benchmark(cfg, dataset)
+                child = run(child_cfg, dataset)
             except NovaError as exc:
                 log.error("sweep child %s failed: %s", label, exc)
                 summary.failures.append((label, exc))
