@@ -135,7 +135,7 @@ TARGETS = (
     ("nova_mlflow.scoring.captioning", "artifacts", "report files (tables, figures, HTML)"),
     ("nova_mlflow.scoring.diagnosis", "artifacts", "report files (tables, figures, HTML)"),
     ("nova_mlflow.benchmark", "build_report", "report files (tables, figures, HTML)"),
-    ("nova_mlflow.tracking_traces.Tracer", "log_scores", "traces: flush + assessments"),
+    ("nova_mlflow.tracking.traces.Tracer", "log_scores", "traces: flush + assessments"),
     ("nova_mlflow.tracking.RunLogger", "params", "mlflow: params, tags, config, metrics"),
     ("nova_mlflow.tracking.RunLogger", "metrics", "mlflow: params, tags, config, metrics"),
     ("nova_mlflow.tracking.RunLogger", "dataset", "mlflow: dataset input"),

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from nova_mlflow import tracking_registry as reg
+from nova_mlflow.tracking import registry as reg
 from nova_mlflow.errors import InputError
 from nova_mlflow.metrics.stats import (
     DEFAULT_RESAMPLES,
@@ -39,7 +39,7 @@ from nova_mlflow.metrics.stats import (
     resample_indices,
 )
 from nova_mlflow.paths import cache_dir
-from nova_mlflow.tracking_registry import RunRecord
+from nova_mlflow.tracking.registry import RunRecord
 
 log = logging.getLogger("nova_mlflow")
 

@@ -27,14 +27,14 @@ from dataclasses import asdict, dataclass, field
 from pydantic import BaseModel, ConfigDict, Field
 
 from nova_mlflow import __version__
-from nova_mlflow import tracking_registry as reg
+from nova_mlflow.tracking import registry as reg
 from nova_mlflow.compare import BOOTSTRAP_METRICS, TableReader, paired, parse_metric_flags
 from nova_mlflow.errors import InputError
 from nova_mlflow.metrics.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, paired_difference, resample_indices
 from nova_mlflow.prompts import DEFAULT_VERSION, Prompt, load_prompt
 from nova_mlflow.providers import provider_kind
 from nova_mlflow.schemas import Task
-from nova_mlflow.tracking_registry import RunRecord
+from nova_mlflow.tracking.registry import RunRecord
 
 log = logging.getLogger("nova_mlflow")
 

@@ -117,7 +117,8 @@ def test_no_key_in_any_trace(tmp_path, demo_dir, own_cache, server):
     from nova_mlflow.data import load_dataset
     from nova_mlflow.providers.base import Request
     from nova_mlflow.schemas import Answer
-    from nova_mlflow.tracking_traces import Tracer, flush
+    from nova_mlflow.tracking.assessments import flush
+    from nova_mlflow.tracking.traces import Tracer
 
     _run("--data", str(demo_dir), "--tasks", "diagnosis")
     (run,) = _runs(tmp_path)
@@ -216,7 +217,8 @@ def test_judge_traces_of_unreadable_and_failed_calls(tmp_path, demo_dir, own_cac
     from nova_mlflow.judge import JudgeMatcher
     from nova_mlflow.config import RetryPolicy
     from nova_mlflow.testing.fake_server import default_script
-    from nova_mlflow.tracking_traces import Tracer, flush
+    from nova_mlflow.tracking.assessments import flush
+    from nova_mlflow.tracking.traces import Tracer
 
     def script(route, model, prompt, image):
         return "I am not sure." if "Predicted diagnosis: Mystery" in prompt else \
@@ -266,7 +268,7 @@ def test_judge_traces_of_unreadable_and_failed_calls(tmp_path, demo_dir, own_cac
 def test_a_span_that_cannot_open_costs_nothing(demo_dir, monkeypatch):
     """Tracing never costs an answer or a verdict: when MLflow cannot open the root span,
     the call and the judge call go on with no span, and nothing is left to end."""
-    from nova_mlflow import tracking_traces
+    from nova_mlflow.tracking import traces as tracking_traces
     from nova_mlflow.data import load_dataset
     from nova_mlflow.providers.base import Request
 
@@ -312,43 +314,10 @@ def test_cache_hits_get_their_own_traces(tmp_path, demo_dir, own_cache, server):
     assert m1["captioning/meteor"] == m2["captioning/meteor"]
 
 
-def test_bulk_insert_reads_back_like_the_public_api(tmp_path):
-    import mlflow
-
-    from nova_mlflow import tracking_traces as tt
-
-    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    exp = mlflow.set_experiment("bulk")
-    ids = []
-    for _ in range(3):
-        span = mlflow.start_span_no_context("x", experiment_id=exp.experiment_id)
-        span.end()
-        ids.append(span.trace_id)
-    expectations = {"final_diagnosis": "Glioblastoma"}
-    feedback = {"top1": (True, "#1 'GBM': abbreviation"), "diagnosis_rank": (1, None)}
-    tt.log_case_assessments(ids[0], expectations, feedback)
-    n = tt.log_assessments([tt.CaseAssessments(ids[1], expectations, feedback)])
-    assert n == 3
-
-    def seen(tid):
-        t = mlflow.get_trace(tid)
-        return sorted((a.name, a.value, a.rationale, a.source.source_type, a.source.source_id)
-                      for a in t.info.assessments)
-
-    assert seen(ids[0]) == seen(ids[1]) and len(seen(ids[0])) == 3
-    # the public-API fallback (a tracking server) gives the same
-    orig = tt._bulk_sql
-    tt._bulk_sql = lambda entities: False
-    try:
-        tt.log_assessments([tt.CaseAssessments(ids[2], expectations, feedback)])
-    finally:
-        tt._bulk_sql = orig
-    assert seen(ids[2]) == seen(ids[0])
-
 
 def test_feedback_rules():
     from nova_mlflow.schemas import Box
-    from nova_mlflow.tracking_scorers import feedback_for, localization_row
+    from nova_mlflow.scoring.feedback import feedback_for, localization_row
 
     gold = [Box(x1=100, y1=100, x2=199, y2=199)]
     row = localization_row("[[100, 100, 199, 160]]", gold)  # IoU 0.61
@@ -378,7 +347,8 @@ def test_scorers_in_genai_evaluate_on_the_demo_set(tmp_path, demo_dir, monkeypat
     import mlflow
 
     from nova_mlflow.data import load_dataset
-    from nova_mlflow.tracking_scorers import NOVA_SCORERS, expectations_for
+    from nova_mlflow.scoring.feedback import expectations_for
+    from nova_mlflow.tracking.scorers import NOVA_SCORERS
 
     monkeypatch.setenv("MLFLOW_GENAI_EVAL_MAX_WORKERS", "1")  # sqlite: one writer at a time
     monkeypatch.setenv("MLFLOW_GENAI_EVAL_MAX_SCORER_WORKERS", "1")

@@ -18,8 +18,8 @@ from nova_mlflow.pipeline.results import Header, RunSummary, Scoring, log_result
 from nova_mlflow.report import text_table
 from nova_mlflow.schemas import ALL_TASKS, Answer, Frame, Task
 from nova_mlflow.scoring import ScoreContext
-from nova_mlflow.tracking_traces import Tracer
-from nova_mlflow.tracking_traces import flush as flush_traces
+from nova_mlflow.tracking.traces import Tracer
+from nova_mlflow.tracking.assessments import flush as flush_traces
 
 log = logging.getLogger("nova_mlflow")
 

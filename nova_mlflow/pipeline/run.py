@@ -31,7 +31,7 @@ from nova_mlflow.report import text_table
 from nova_mlflow.schemas import Frame, GenerationSettings, Task
 from nova_mlflow.scoring import ScoreContext
 from nova_mlflow.secrets import safe_url
-from nova_mlflow.tracking_traces import Tracer
+from nova_mlflow.tracking.traces import Tracer
 
 log = logging.getLogger("nova_mlflow")
 IMAGE_TASKS = (Task.localization, Task.captioning)

@@ -20,7 +20,7 @@ from nova_mlflow.pipeline.pending import pending_runs
 from nova_mlflow.pipeline.results import Header, Scoring, log_results, score_answers
 from nova_mlflow.pricing import load_prices
 from nova_mlflow.scoring import ScoreContext, Scores
-from nova_mlflow.tracking_traces import Tracer
+from nova_mlflow.tracking.traces import Tracer
 
 log = logging.getLogger("nova_mlflow")
 

@@ -22,9 +22,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mlflow.entities import Feedback
-from mlflow.genai.scorers import scorer
-
 from nova_mlflow.schemas import Frame
 from nova_mlflow.metrics.matching import Matcher, OfflineMatcher
 from nova_mlflow.metrics import captioning as cap
@@ -34,7 +31,6 @@ from nova_mlflow.metrics.language import words
 from nova_mlflow.metrics.status import read_status
 from nova_mlflow.parsing import parse_answer
 from nova_mlflow.schemas import Box, Case, Task
-from nova_mlflow.tracking_traces import SOURCE, CaseAssessments
 
 K = 5
 DEFAULT_SIZE = (480, 480)
@@ -47,6 +43,9 @@ FEEDBACK_NAMES: dict[Task, tuple[str, ...]] = {
     Task.diagnosis: ("top1", "top5", "diagnosis_rank"),
 }
 STATUS_FEEDBACK = "answer_status"
+
+#: feedback name -> (value, rationale or None)
+FeedbackMap = Mapping[str, tuple[Any, str | None]]
 
 
 # --- ground truth -----------------------------------------------------------------------------
@@ -163,77 +162,3 @@ def feedback_for(task: Task, row: Mapping[str, Any]) -> dict[str, tuple[Any, str
         fb["top5"] = (0 < rank <= K, why + top5_why)
         fb["diagnosis_rank"] = (rank, why + "position of the first matching diagnosis; 0 = none")
     return fb
-
-
-def case_assessments(trace_ids: Mapping[tuple[str, Task], str], scores: Any,
-                     cases: Sequence[Case]) -> list[CaseAssessments]:
-    """Expectations + feedback per traced (case, task) of a scored run."""
-    by_name = {c.filename: c for c in cases}
-    items: list[CaseAssessments] = []
-    for task, ts in scores.tasks.items():
-        for row in ts.table.to_dict(orient="records"):
-            tid = trace_ids.get((row["filename"], task))
-            case = by_name.get(row["filename"])
-            if tid is None or case is None:
-                continue
-            items.append(CaseAssessments(tid, expectations_for(case, task),
-                                         feedback_for(task, row)))
-    return items
-
-
-# --- MLflow GenAI scorers -----------------------------------------------------------------------
-
-def _text(outputs: Any) -> str | None:
-    if isinstance(outputs, Mapping):
-        return outputs.get("text", outputs.get("answer"))
-    return None if outputs is None else str(outputs)
-
-
-def _size(inputs: Any) -> tuple[int, int]:
-    image = inputs.get("image") if isinstance(inputs, Mapping) else None
-    if isinstance(image, Mapping) and image.get("width") and image.get("height"):
-        return int(image["width"]), int(image["height"])
-    return DEFAULT_SIZE
-
-
-def _feedbacks(task: Task, row: Mapping[str, Any]) -> list[Feedback]:
-    return [Feedback(name=name, value=value, rationale=rationale, source=SOURCE)
-            for name, (value, rationale) in feedback_for(task, row).items()
-            if name != STATUS_FEEDBACK]
-
-
-@scorer(name="nova_localization_iou")
-def nova_localization_iou(inputs: Any = None, outputs: Any = None,
-                          expectations: dict | None = None) -> list[Feedback]:
-    """Best IoU, hit at IoU 0.3 / 0.5 and AP@0.3 of the answer's boxes vs `gold_boxes`."""
-    gold_raw = (expectations or {}).get("gold_boxes")
-    if gold_raw is None:
-        return []
-    if isinstance(gold_raw, str):
-        gold_raw = json.loads(gold_raw)
-    gold = [Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3]) for b in gold_raw]
-    frame = Frame(outputs.get("frame") or Frame.pixel_xyxy.value) \
-        if isinstance(outputs, Mapping) else Frame.pixel_xyxy
-    return _feedbacks(Task.localization, localization_row(_text(outputs), gold, frame,
-                                                          _size(inputs)))
-
-
-@scorer(name="nova_caption_keywords")
-def nova_caption_keywords(outputs: Any = None, expectations: dict | None = None) -> list[Feedback]:
-    """Clinical / modality keyword F1 (hits, misses, extras as rationale), METEOR, status."""
-    caption = (expectations or {}).get("expert_caption")
-    if not words(caption):
-        return []
-    return _feedbacks(Task.captioning, caption_row(_text(outputs), caption))
-
-
-@scorer(name="nova_diagnosis_topk")
-def nova_diagnosis_topk(outputs: Any = None, expectations: dict | None = None) -> list[Feedback]:
-    """Top-1 / top-5 with the offline matcher's reason as rationale, and the match rank."""
-    truth = (expectations or {}).get("final_diagnosis")
-    if not truth:
-        return []
-    return _feedbacks(Task.diagnosis, diagnosis_row(_text(outputs), str(truth)))
-
-
-NOVA_SCORERS = [nova_localization_iou, nova_caption_keywords, nova_diagnosis_topk]

@@ -44,46 +44,30 @@ server) get the public API from a thread pool.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import mlflow
-from mlflow.entities import AssessmentSource, Expectation, Feedback, SpanEvent, SpanType
-from mlflow.tracing.constant import SpanAttributeKey, TraceMetadataKey
+from mlflow.entities import SpanEvent, SpanType
 
 from nova_mlflow.schemas import Frame
 from nova_mlflow.parsing import parse_answer
 from nova_mlflow.providers.base import Request
 from nova_mlflow.schemas import Answer, Case, Task
 from nova_mlflow.secrets import redact
+from nova_mlflow.tracking import _compat
 
 log = logging.getLogger("nova_mlflow")
 
-SOURCE = AssessmentSource(source_type="CODE", source_id="nova_mlflow")
 SPAN_NAME = "nova.{task}"
 JUDGE_TASK = "diagnosis-judge"  # the task name of a judge call's trace (tag nova.task)
 ROLE_TAG = "nova.role"  # "model" or "judge"
 EXPORT_WORKERS_VAR = "MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS"
-
-#: feedback name -> (value, rationale or None)
-FeedbackMap = Mapping[str, tuple[Any, str | None]]
-
-
-@dataclass
-class CaseAssessments:
-    """Everything logged onto one case's trace after scoring."""
-
-    trace_id: str
-    expectations: dict[str, Any]
-    feedback: dict[str, tuple[Any, str | None]] = field(default_factory=dict)
 
 
 class _RootSpan:
@@ -145,7 +129,7 @@ class CallSpan(_RootSpan):
                                  "nova.latency_s": answer.latency_s or 0.0}
         if answer.input_tokens is not None or answer.output_tokens is not None:
             i, o = answer.input_tokens or 0, answer.output_tokens or 0
-            attrs[SpanAttributeKey.CHAT_USAGE] = {"input_tokens": i, "output_tokens": o,
+            attrs[_compat.CHAT_USAGE] = {"input_tokens": i, "output_tokens": o,
                                                   "total_tokens": i + o}
         span.set_attributes(attrs)
         if answer.status == "api_error":
@@ -155,15 +139,6 @@ class CallSpan(_RootSpan):
 def _recording(span: Any) -> bool:
     """False for the no-op span MLflow hands out when tracing is disabled or failed."""
     return bool(getattr(span, "trace_id", None)) and span.trace_id != "MLFLOW_NO_OP_SPAN_TRACE_ID"
-
-
-def _set_request_preview(trace_id: str, key: Mapping[str, Any]) -> None:
-    """The trace's request preview: what the UI shows as Request and pairs runs' rows by."""
-    from mlflow.tracing.trace_manager import InMemoryTraceManager
-
-    with InMemoryTraceManager.get_instance().get_trace(trace_id) as trace:
-        if trace is not None:
-            trace.info.request_preview = json.dumps(dict(key), ensure_ascii=False)
 
 
 def _parsed(answer: Answer, frame: Frame | None, case: Case) -> Any:
@@ -204,7 +179,7 @@ class JudgeSpan(_RootSpan):
                                  "nova.latency_s": latency_s or 0.0}
         if input_tokens is not None or output_tokens is not None:
             i, o = input_tokens or 0, output_tokens or 0
-            attrs[SpanAttributeKey.CHAT_USAGE] = {"input_tokens": i, "output_tokens": o,
+            attrs[_compat.CHAT_USAGE] = {"input_tokens": i, "output_tokens": o,
                                                   "total_tokens": i + o}
         span.set_attributes(attrs)
         if status == "api_error":
@@ -254,17 +229,17 @@ class Tracer:
         span = mlflow.start_span_no_context(
             SPAN_NAME.format(task=task.value), span_type=SpanType.LLM, inputs=inputs,
             attributes={"nova.task": task.value, "nova.filename": case.filename,
-                        SpanAttributeKey.MODEL: self.model},
+                        _compat.MODEL: self.model},
             tags={"nova.task": task.value, "nova.filename": case.filename,
                   "nova.case_id": case.case_id, "nova.cached": str(cached).lower(),
                   "nova.prompt_version": request.prompt_version, ROLE_TAG: "model"},
-            metadata={TraceMetadataKey.SOURCE_RUN: self.run_id},
+            metadata={_compat.SOURCE_RUN: self.run_id},
             experiment_id=self.experiment_id)
         if not _recording(span):
             return None
         call = CallSpan(span, self.frame, case)
         self.trace_ids[(case.filename, task)] = call.trace_id
-        _set_request_preview(call.trace_id, {"filename": case.filename,
+        _compat.set_request_preview(call.trace_id, {"filename": case.filename,
                                              "case_id": case.case_id, "task": task.value})
         return call
 
@@ -299,18 +274,18 @@ class Tracer:
             SPAN_NAME.format(task=JUDGE_TASK), span_type=SpanType.LLM, inputs=inputs,
             attributes={"nova.task": JUDGE_TASK, "nova.role": "judge",
                         "nova.filename": first["filename"],
-                        SpanAttributeKey.MODEL: judge_model},
+                        _compat.MODEL: judge_model},
             tags={"nova.task": JUDGE_TASK, ROLE_TAG: "judge",
                   "nova.filename": first["filename"], "nova.case_id": first["case_id"],
                   "nova.n_cases": str(len(owners)), "nova.judge_model": judge_model,
                   "nova.prompt_version": prompt_version},
-            metadata={TraceMetadataKey.SOURCE_RUN: self.run_id},
+            metadata={_compat.SOURCE_RUN: self.run_id},
             experiment_id=self.experiment_id)
         if not _recording(span):
             return None
         call = JudgeSpan(span)
         self.judge_trace_ids.append(call.trace_id)
-        _set_request_preview(call.trace_id, {"task": JUDGE_TASK, "prediction": prediction,
+        _compat.set_request_preview(call.trace_id, {"task": JUDGE_TASK, "prediction": prediction,
                                              "truth": truth})
         return call
 
@@ -344,94 +319,10 @@ class Tracer:
 
     def log_scores(self, scores: Any, cases: list[Case]) -> int:
         """Expectations + feedback of every traced case of the scored run; returns how many."""
-        from nova_mlflow.tracking_scorers import case_assessments
+        from nova_mlflow.tracking.assessments import case_assessments, log_assessments
 
         t0 = time.perf_counter()
         n = log_assessments(case_assessments(self.trace_ids, scores, cases), self.run_id)
         log.info("%d assessments on %d traces logged in %.1f s", n, len(self.trace_ids),
                  time.perf_counter() - t0)
         return n
-
-
-# --- assessments ------------------------------------------------------------------------------
-
-def flush() -> None:
-    """Wait until every trace of this process is in the store (assessments need them there)."""
-    mlflow.flush_trace_async_logging()
-
-
-def _entities(item: CaseAssessments, run_id: str | None) -> list[Any]:
-    out: list[Any] = []
-    for name, value in item.expectations.items():
-        out.append(Expectation(name=name, value=value, source=SOURCE, trace_id=item.trace_id))
-    for name, (value, rationale) in item.feedback.items():
-        out.append(Feedback(name=name, value=value, source=SOURCE, trace_id=item.trace_id,
-                            rationale=redact(rationale) if rationale else None,
-                            metadata={"run_id": run_id} if run_id else None))
-    return out
-
-
-def log_case_assessments(trace_id: str, expectations: Mapping[str, Any],
-                         feedback: FeedbackMap) -> None:
-    """One case through the public API (flushes first: the trace must be in the store)."""
-    flush()
-    for name, value in expectations.items():
-        mlflow.log_expectation(trace_id=trace_id, name=name, value=value, source=SOURCE)
-    for name, (value, rationale) in feedback.items():
-        mlflow.log_feedback(trace_id=trace_id, name=name, value=value, source=SOURCE,
-                            rationale=redact(rationale) if rationale else None)
-
-
-def log_assessments(items: Iterable[CaseAssessments], run_id: str | None = None) -> int:
-    """All cases of a run: flush, then one transaction (sqlite) or a thread pool (server)."""
-    entities = [e for item in items for e in _entities(item, run_id)]
-    if not entities:
-        return 0
-    flush()
-    if _bulk_sql(entities):
-        return len(entities)
-    client = mlflow.MlflowClient()
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda a: client._tracing_client.log_assessment(a.trace_id, a), entities))
-    return len(entities)
-
-
-def _bulk_sql(entities: list[Any]) -> bool:
-    """Insert assessments in one transaction on the local SQL store; False to fall back.
-
-    Mirrors SqlAlchemyStore.create_assessment minus its per-row commit (the assessment's
-    experiment id and trace timestamp are copied from the trace row, as it does). Uses MLflow
-    internals, so any surprise falls back to the public API.
-    """
-    try:
-        from mlflow.store.tracking.dbmodels.models import SqlAssessments, SqlTraceInfo
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-        from mlflow.store.tracking.utils.sql_trace_rollups import rollups_enabled
-        from mlflow.tracking._tracking_service.utils import _get_store
-
-        store = _get_store()
-        if not isinstance(store, SqlAlchemyStore) or rollups_enabled():
-            return False
-        ids = sorted({e.trace_id for e in entities})
-        with store.ManagedSessionMaker() as session:
-            rows = {}
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                rows.update({r.request_id: r for r in session.query(SqlTraceInfo).filter(
-                    SqlTraceInfo.request_id.in_(chunk))})
-            missing = [t for t in ids if t not in rows]
-            if missing:
-                log.warning("%d trace(s) not in the store; their assessments are skipped",
-                            len(missing))
-            for e in entities:
-                info = rows.get(e.trace_id)
-                if info is None:
-                    continue
-                sql = SqlAssessments.from_mlflow_entity(e)
-                sql.experiment_id = info.experiment_id
-                sql.trace_timestamp_ms = info.timestamp_ms
-                session.add(sql)
-        return True
-    except Exception as exc:  # noqa: BLE001 - any surprise: the public API
-        log.debug("bulk assessment insert unavailable (%s); using the public API", exc)
-        return False

@@ -1,13 +1,12 @@
-"""The only module that imports mlflow.
+"""MLflow runs: open (or attach to) a run, log into it, close it FINISHED or FAILED.
 
 Default store: sqlite ./mlflow.db (never the deprecated file store). A run opened here is
 closed FINISHED on success and FAILED on any exception, so no run is ever left RUNNING.
-Per-case values go into tables (log_table), never one log_metric per case.
+Per-case values go into tables, never one log_metric per case.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -23,20 +22,16 @@ from urllib.parse import urlparse
 
 import mlflow
 import pandas as pd
-from mlflow.data.dataset_source_registry import resolve_dataset_source
-from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
-from mlflow.types import ColSpec, DataType, Schema
+
+from nova_mlflow.errors import InputError
+from nova_mlflow.tracking import _compat
 
 log = logging.getLogger("nova_mlflow")
 
 MAX_PARAM_LEN = 6000
 UPLOAD_THREADS = 8  # files uploaded at once to a remote artifact store
-# run tags MLflow's own APIs maintain (mlflow.utils.mlflow_tags.MLFLOW_LOGGED_ARTIFACTS and
-# TraceTagKey.LINKED_PROMPTS); written here in the same format, in fewer store writes
-LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"
-LINKED_PROMPTS_TAG = "mlflow.linkedPrompts"
 
 
 def tracking_uri() -> str:
@@ -54,8 +49,7 @@ def write_table_file(df: pd.DataFrame, target: Path) -> None:
     log_table calls `df.to_json(orient="split", index=False, date_format="iso")`. For that
     orient pandas first copies the frame into Python lists (to_dict), boxing every cell in
     Python; that copy is two thirds of the time. Written as the orient "values" arrays of the
-    header and of the rows, the same encoder walks the frame's columns itself. On object
-    columns pandas writes the same bytes faster than on pandas 3's arrow-backed strings.
+    header and of the rows, the same encoder walks the frame's columns itself.
     tests/test_tracking_batched.py holds both ways to the same bytes.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -92,27 +86,33 @@ class RunLogger:
                 staging: Path) -> None:
         """Aggregate metrics and per-case tables in one upload and one store write.
 
-        Each table is the file mlflow.log_table writes (pandas JSON, orient "split") and is
-        registered in the run tag log_table maintains, so the UI's evaluation view and
+        Each table is the file mlflow.log_table writes and is registered in the run tag
+        log_table maintains (_compat.logged_tables_tag), so the UI's evaluation view and
         mlflow.load_table see it as a table. log_table itself costs three store round trips
-        per table (list the artifacts for an append, read the run, rewrite the tag); for a
-        fresh file none is needed: all tables go up in one log_artifacts and the tag goes
-        with the metrics in one log_batch. A table already in the run (a resumed run) is
-        appended by log_table as before.
+        per table; for a fresh file none is needed: all tables go up in one log_artifacts
+        and the tag goes with the metrics in one log_batch. A table already in the run (a
+        resumed run) is appended by log_table, as is every table if the shortcut fails.
         """
-        known = json.loads(self._tags_at_start.get(LOGGED_ARTIFACTS_TAG, "[]"))
+        known = _compat.logged_tables(self._tags_at_start)
         fresh = {f: df for f, df in tables.items() if {"path": f, "type": "table"} not in known}
         for f, df in tables.items():
             if f not in fresh:
                 self.table(df, f)
         tags: list[RunTag] = []
         if fresh:
-            shutil.rmtree(staging, ignore_errors=True)  # upload only this call's tables
-            for f, df in fresh.items():
-                write_table_file(df, staging / f)
-            self.artifacts(staging)
-            entries = known + [{"path": f, "type": "table"} for f in fresh]
-            tags.append(RunTag(LOGGED_ARTIFACTS_TAG, json.dumps(entries)))
+            try:
+                tag = _compat.logged_tables_tag(known, fresh)
+            except Exception as exc:  # noqa: BLE001 - the public call instead
+                log.debug("table tag shortcut failed (%s); using log_table", exc)
+                for f, df in fresh.items():
+                    self.table(df, f)
+                fresh = {}
+            else:
+                shutil.rmtree(staging, ignore_errors=True)  # upload only this call's tables
+                for f, df in fresh.items():
+                    write_table_file(df, staging / f)
+                self.artifacts(staging)
+                tags.append(RunTag(_compat.LOGGED_ARTIFACTS_TAG, tag))
         now = int(time.time() * 1000)
         MlflowClient().log_batch(self.run_id, tags=tags, metrics=[
             Metric(k, float(v), now, 0) for k, v in metrics.items()])
@@ -148,51 +148,13 @@ class RunLogger:
 
     def dataset(self, df: pd.DataFrame, *, name: str, source: str, digest: str,
                 targets: str | None = None) -> None:
-        """Dataset as a run input, as mlflow.data.from_pandas + mlflow.log_input log it, with
-        two things given rather than computed by MLflow from the frame: the digest, which is
-        the dataset's own (metadata and image bytes: the `dataset_digest` param, so the UI's
-        dataset version and the param agree), and the schema (frame_schema)."""
+        """The dataset as a run input, with the dataset's own digest (metadata and image
+        bytes: the `dataset_digest` param), so the UI's dataset version and the param agree."""
         with warnings.catch_warnings():  # source-kind and integer-column hints do not apply here
             warnings.simplefilter("ignore", UserWarning)
-            ds = _SchemaGivenDataset(df=df, source=resolve_dataset_source(source), name=name,
-                                     targets=targets, digest=digest, schema=frame_schema(df))
+            ds = mlflow.data.from_pandas(df, source=source, targets=targets, name=name,
+                                         digest=digest)
             mlflow.log_input(ds, context="evaluation", tags={"nova_digest": digest})
-
-
-def frame_schema(df: pd.DataFrame) -> Schema | None:
-    """The schema MLflow infers for `df`, without walking every cell of its text columns.
-
-    MLflow infers a text column by looking at each value (about 30 ms for the 906 NOVA
-    cases). A column of pandas' string dtype can only hold text or missing values, so its
-    type is "string" and it is required when nothing is missing; every other column goes
-    through the function PandasDataset.schema calls, with its outcome on failure (no schema).
-    tests/test_tracking_batched.py holds this to MLflow's own inference.
-    """
-    from mlflow.types.utils import _infer_schema
-
-    text = {c for c in df.columns if isinstance(df[c].dtype, pd.StringDtype)}
-    others = [c for c in df.columns if c not in text]
-    inferred = {}
-    if others:
-        try:
-            inferred = {spec.name: spec for spec in _infer_schema(df[others]).inputs}
-        except Exception:  # as PandasDataset.schema: a frame MLflow cannot type has no schema
-            return None
-    return Schema([inferred[c] if c not in text else
-                   ColSpec(DataType.string, c, required=not bool(df[c].isna().any()))
-                   for c in df.columns])
-
-
-class _SchemaGivenDataset(PandasDataset):
-    """A PandasDataset whose schema is given (frame_schema), not inferred when logged."""
-
-    def __init__(self, *, schema: Schema | None, **kwargs: Any) -> None:
-        self._given_schema = schema
-        super().__init__(**kwargs)
-
-    @property
-    def schema(self) -> Schema | None:
-        return self._given_schema
 
 
 @contextmanager
@@ -202,8 +164,8 @@ def start_run(experiment: str, run_name: str | None = None,
     """Open a run (or attach to the one `mlflow run` made); FAILED on any exception.
 
     Inside another open run (a sweep's parent) the new run is its child. The registry
-    prompts in `prompt_uris` are linked to the run (the tag the UI reads) in the same store
-    write that creates the run.
+    prompts in `prompt_uris` are linked to the run in the same store write that creates it
+    (_compat.linked_prompts_tag; else load_prompt inside the run, the public way).
     """
     tracking_uri()
     parent = mlflow.active_run()
@@ -212,10 +174,17 @@ def start_run(experiment: str, run_name: str | None = None,
         exp = mlflow.set_experiment(experiment)
         fail_orphaned_runs(exp.experiment_id)
     all_tags = {**(tags or {}), "nova.host": socket.gethostname(), "nova.pid": os.getpid()}
+    link_later: list[str] = []
     if prompt_uris:
-        all_tags[LINKED_PROMPTS_TAG] = linked_prompts_tag(prompt_uris)
+        try:
+            all_tags[_compat.LINKED_PROMPTS_TAG] = _compat.linked_prompts_tag(prompt_uris)
+        except Exception as exc:  # noqa: BLE001 - the public call instead
+            log.debug("prompt link shortcut failed (%s); using load_prompt", exc)
+            link_later = list(prompt_uris)
     run = mlflow.start_run(run_name=None if attach else run_name, nested=parent is not None,
                            tags={k: str(v) for k, v in all_tags.items()})
+    for uri in link_later:
+        mlflow.genai.load_prompt(uri)
     logger = RunLogger(run)
     try:
         yield logger
@@ -304,48 +273,8 @@ def get_run(run_id: str) -> Any:
     return MlflowClient().get_run(run_id)
 
 
-# --- prompt registry ----------------------------------------------------------------------
-
-def ensure_registered(name: str, template: str, sha256: str, version_label: str,
-                      description: str = "") -> str:
-    """URI of a registry version holding exactly this text; registers one only if none does.
-
-    Call it outside a run: loading versions inside a run would link every one of them.
-    """
-    tracking_uri()
-    latest = mlflow.genai.load_prompt(f"prompts:/{name}@latest", allow_missing=True)
-    if latest is not None:
-        for v in range(int(latest.version), 0, -1):
-            pv = latest if v == int(latest.version) else mlflow.genai.load_prompt(
-                f"prompts:/{name}/{v}", allow_missing=True)
-            if pv is not None and (pv.tags or {}).get("nova.sha256") == sha256:
-                return f"prompts:/{name}/{pv.version}"
-    pv = mlflow.genai.register_prompt(
-        name=name, template=template,
-        commit_message=f"{version_label}: {description}"[:500],
-        tags={"nova.version": version_label, "nova.sha256": sha256})
-    return f"prompts:/{name}/{pv.version}"
-
-
-def linked_prompts_tag(uris: list[str]) -> str:
-    """The run tag that links registry prompt versions to a run, from "prompts:/name/version"
-    URIs: the value mlflow.genai.load_prompt writes inside a run (one read of the prompt and
-    of the run, one tag write, per prompt), built here without a store call."""
-    entries: list[dict[str, str]] = []
-    for uri in uris:
-        name, _, version = uri.removeprefix("prompts:/").rpartition("/")
-        if not name or not version.isdigit():
-            raise ValueError(f"not a prompt version URI: {uri!r}")
-        entry = {"name": name, "version": version}
-        if entry not in entries:
-            entries.append(entry)
-    return json.dumps(entries)
-
-
 def answers_of_run(run_id: str, dst: Path) -> tuple[Path, dict[str, str]]:
     """Download a run's raw answers and the params that say how to read them."""
-    from nova_mlflow.errors import InputError
-
     tracking_uri()
     client = MlflowClient()
     try:

@@ -1,18 +1,28 @@
-"""The batched logging of tracking.py leaves a run exactly as MLflow's own calls would.
+"""Every MLflow internal of tracking/_compat.py, held to the public API it stands for.
 
-RunLogger.results writes the per-case tables and their run tag itself (one upload, one store
-write) and start_run links the prompts through the run tag in the call that creates the run.
-Each is checked here against the MLflow API it replaces, on a real sqlite store.
+Each shortcut is checked here against MLflow's own call on a real sqlite store, so an MLflow
+upgrade that changes a reserved tag, a table format or a store internal fails here, loudly:
+- RunLogger.results writes the per-case tables and their run tag (`mlflow.loggedArtifacts`)
+  itself (one upload, one store write): the same files and tag as `mlflow.log_table`;
+- start_run links prompts through `mlflow.linkedPrompts` in the call that creates the run:
+  the same tag as `mlflow.genai.load_prompt` inside the run;
+- assessments go into the store in one transaction: they read back as the public
+  `mlflow.log_feedback` / `log_expectation` write them;
+- a trace's request preview is set through MLflow's trace manager: it reads back through the
+  public `mlflow.get_trace`.
+Each also has its public fallback checked.
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
 
 from nova_mlflow import tracking
+from nova_mlflow.tracking import _compat
 
 
 def _frame(n: int = 5, offset: int = 0) -> pd.DataFrame:
@@ -44,8 +54,8 @@ def test_results_write_what_log_table_writes(tmp_path):
 
     client = _client()
     ours_run, ref_run = client.get_run(ours.run_id), client.get_run(ref.run_id)
-    assert (json.loads(ours_run.data.tags[tracking.LOGGED_ARTIFACTS_TAG])
-            == json.loads(ref_run.data.tags[tracking.LOGGED_ARTIFACTS_TAG]))
+    assert (json.loads(ours_run.data.tags[_compat.LOGGED_ARTIFACTS_TAG])
+            == json.loads(ref_run.data.tags[_compat.LOGGED_ARTIFACTS_TAG]))
     assert ours_run.data.metrics == {"localization/map30": 12.5, "run/requests": 6.0}
     for f in tables:
         mine = client.download_artifacts(ours.run_id, f, str(tmp_path / "a"))
@@ -68,7 +78,7 @@ def test_results_append_to_a_table_the_run_already_has(tmp_path):
         again.results({"captioning/meteor": 1.0}, {f: _frame(3, 10)}, tmp_path / "st")
     table = mlflow.load_table(f, run_ids=[run.run_id])
     assert len(table) == 5
-    entries = json.loads(_client().get_run(run.run_id).data.tags[tracking.LOGGED_ARTIFACTS_TAG])
+    entries = json.loads(_client().get_run(run.run_id).data.tags[_compat.LOGGED_ARTIFACTS_TAG])
     assert entries == [{"path": f, "type": "table"}]
 
 
@@ -87,7 +97,7 @@ def test_start_run_links_prompts_as_load_prompt_does():
         for uri in uris:
             mlflow.genai.load_prompt(uri)
     client = _client()
-    tag = tracking.LINKED_PROMPTS_TAG
+    tag = _compat.LINKED_PROMPTS_TAG
     assert (json.loads(client.get_run(ours.run_id).data.tags[tag])
             == json.loads(client.get_run(ref.run_id).data.tags[tag]))
 
@@ -95,7 +105,7 @@ def test_start_run_links_prompts_as_load_prompt_does():
 @pytest.mark.parametrize("uri", ["nova-test-a", "prompts:/nova-test-a@latest", "prompts:/x/v1"])
 def test_linked_prompts_tag_needs_version_uris(uri):
     with pytest.raises(ValueError, match="not a prompt version URI"):
-        tracking.linked_prompts_tag([uri])
+        _compat.linked_prompts_tag([uri])
 
 
 def test_results_upload_only_their_own_tables(tmp_path):
@@ -171,9 +181,8 @@ def _dataset_frames(real_metadata, demo_dir):
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # MLflow's hints on the reference path
 def test_dataset_input_is_what_log_input_logs(real_metadata, demo_dir):
-    """RunLogger.dataset gives MLflow the schema instead of letting it walk every cell; the
-    logged input (source, schema, profile, tags) is the one MLflow's own calls log, and its
-    digest is the dataset's own."""
+    """The logged input (source, schema, profile, tags) is the one MLflow's own calls log,
+    and its digest is the dataset's own."""
     import mlflow
 
     for i, (label, df) in enumerate(_dataset_frames(real_metadata, demo_dir).items()):
@@ -194,12 +203,78 @@ def test_dataset_input_is_what_log_input_logs(real_metadata, demo_dir):
         assert ({t.key: t.value for t in a[0].tags}
                 == {t.key: t.value for t in b[0].tags}), label
 
+def test_bulk_insert_reads_back_like_the_public_api(tmp_path):
+    import mlflow
 
-def test_frame_schema_marks_missing_text_as_optional_and_gives_up_as_mlflow_does(real_metadata, demo_dir):
-    holes = _dataset_frames(real_metadata, demo_dir)["holes"]
-    specs = {s.name: s for s in tracking.frame_schema(holes).inputs}
-    assert specs["clinical_history"].required is False
-    assert specs["filename"].required is True
-    assert specs["caption"].type.name == "string"
-    assert tracking.frame_schema(_dataset_frames(real_metadata, demo_dir)["untypable"]) is None
+    from nova_mlflow.tracking import assessments as tt
 
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    exp = mlflow.set_experiment("bulk")
+    ids = []
+    for _ in range(3):
+        span = mlflow.start_span_no_context("x", experiment_id=exp.experiment_id)
+        span.end()
+        ids.append(span.trace_id)
+    expectations = {"final_diagnosis": "Glioblastoma"}
+    feedback = {"top1": (True, "#1 'GBM': abbreviation"), "diagnosis_rank": (1, None)}
+    tt.log_case_assessments(ids[0], expectations, feedback)
+    n = tt.log_assessments([tt.CaseAssessments(ids[1], expectations, feedback)])
+    assert n == 3
+
+    def seen(tid):
+        t = mlflow.get_trace(tid)
+        return sorted((a.name, a.value, a.rationale, a.source.source_type, a.source.source_id)
+                      for a in t.info.assessments)
+
+    assert seen(ids[0]) == seen(ids[1]) and len(seen(ids[0])) == 3
+    # the public-API fallback (a tracking server) gives the same
+    orig = _compat.insert_assessments
+    _compat.insert_assessments = lambda entities: False
+    try:
+        tt.log_assessments([tt.CaseAssessments(ids[2], expectations, feedback)])
+    finally:
+        _compat.insert_assessments = orig
+    assert seen(ids[2]) == seen(ids[0])
+
+
+def test_request_preview_reads_back_through_the_public_api():
+    """The preview set through the trace manager is what mlflow.get_trace shows; without the
+    internal (the fallback) the trace still exports, with MLflow's own preview."""
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    exp = mlflow.set_experiment("preview")
+    key = {"filename": "case0001_001.png", "case_id": "case0001", "task": "diagnosis"}
+    span = mlflow.start_span_no_context("x", inputs={"text": "a long prompt"},
+                                        experiment_id=exp.experiment_id)
+    assert _compat.set_request_preview(span.trace_id, key) is True
+    span.end()
+    assert _compat.set_request_preview("no-such-trace", key) is False
+    other = mlflow.start_span_no_context("y", inputs={"text": "a long prompt"},
+                                         experiment_id=exp.experiment_id)
+    other.end()
+    mlflow.flush_trace_async_logging()
+    assert json.loads(mlflow.get_trace(span.trace_id).info.request_preview) == key
+    assert "a long prompt" in mlflow.get_trace(other.trace_id).info.request_preview
+
+
+def test_reserved_trace_keys_link_a_trace_to_its_run():
+    """The run a span names in _compat.SOURCE_RUN is the run mlflow.search_traces finds it
+    under; CHAT_USAGE is what the trace's token usage is read from."""
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    exp = mlflow.set_experiment("linked")
+    with tracking.start_run("linked", "owner") as run:
+        pass
+    span = mlflow.start_span_no_context("x", metadata={_compat.SOURCE_RUN: run.run_id},
+                                        attributes={_compat.CHAT_USAGE: {
+                                            "input_tokens": 3, "output_tokens": 4,
+                                            "total_tokens": 7}},
+                                        experiment_id=exp.experiment_id)
+    span.end()
+    mlflow.flush_trace_async_logging()
+    found = mlflow.search_traces(locations=[exp.experiment_id], run_id=run.run_id,
+                                 return_type="list")
+    assert [t.info.trace_id for t in found] == [span.trace_id]
+    assert found[0].info.token_usage["total_tokens"] == 7

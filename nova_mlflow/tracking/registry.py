@@ -27,12 +27,12 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
 from nova_mlflow.errors import InputError
-from nova_mlflow.tracking import tracking_uri
+from nova_mlflow.tracking.runs import tracking_uri
 
 log = logging.getLogger("nova_mlflow")
 
 TABLE_DIR = "tables"
-PYFUNC_FILE = Path(__file__).with_name("tracking_pyfunc.py")
+PYFUNC_FILE = Path(__file__).with_name("pyfunc.py")
 MAX_TAG_LEN = 5000  # sqlite store limit for tag values is 8000; keep a margin
 
 
