@@ -54,6 +54,16 @@ def require_debian_wordnet() -> Path:
     pytest.skip(why)
 
 
+def test_require_debian_wordnet_skips_or_fails(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "DEBIAN", tmp_path)  # an empty directory
+    monkeypatch.delenv("NOVA_TEST_REQUIRE_WORDNET", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install wordnet-base"):
+        require_debian_wordnet()
+    monkeypatch.setenv("NOVA_TEST_REQUIRE_WORDNET", "1")
+    with pytest.raises(pytest.fail.Exception, match="NOVA_TEST_REQUIRE_WORDNET=1 but"):
+        require_debian_wordnet()
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Iterator[Any]:
     """nltk's own WordNetCorpusReader on a copy of Debian's files (+ lexnames), built here

@@ -26,7 +26,6 @@ character of a key, so line order is key order) and the part-of-speech order is 
 
 from __future__ import annotations
 
-import argparse
 import re
 import struct
 import sys
@@ -178,6 +177,8 @@ def build(source: Path = DEFAULT_SOURCE, out: Path = DEFAULT_OUT) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse  # here, not at the top: the bundled reader imports this module's constants
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
                     help=f"WordNet 3.0 dict directory [default: {DEFAULT_SOURCE}]")
