@@ -7,8 +7,8 @@ changed between nltk releases, so `BundledWordNet` borrows the installed nltk's 
 unchanged (`synsets`, `_morphy`, `morphy`, `MORPHOLOGICAL_SUBSTITUTIONS`) and provides only the
 three things they read: `_lemma_pos_offset_map`, `_exception_map` and
 `synset_from_pos_and_offset`. Whatever morphy does in the installed nltk, it does here on the
-same WordNet 3.0 facts. What the data lacks (glosses, relations, sense keys, other languages)
-is absent here on purpose: METEOR reads only `synsets(word)` and each synset's lemma names.
+same WordNet 3.0 facts. Glosses, relations, sense keys and other languages are left out on
+purpose: METEOR reads only `synsets(word)` and each synset's lemma names.
 
 Why lazy: a process scores a few hundred captions with a few thousand distinct words, so the
 147,306 index entries and 117,659 synsets stay as their sorted text lines, found by bisection
