@@ -1,0 +1,109 @@
+"""WordNet 3.0 for METEOR, shipped with the package: no download, no apt, no setup.
+
+Why this package: METEOR's synonym stage needs WordNet, and without it nltk's METEOR silently
+becomes a different (lower) number. nltk.download() needs network, Debian's packages need
+apt and root, and nltk's reader takes seconds to build per process. So the package carries
+the part of WordNet 3.0 that METEOR reads (lemma index, exception lists, synset lemma names;
+2.9 MB, see README.md here for origin, licence and rebuilding) and reads it with nltk's own
+`synsets`/`_morphy` code (bundled.py says why), giving nltk's METEOR values exactly.
+
+Which WordNet, from NOVA_MLFLOW_WORDNET:
+- unset, "" or "bundled": the data shipped here (the default; ~0.1 s to load).
+- "nltk": nltk's data path, `nltk.data.find("corpora/wordnet")` (what nltk.download('wordnet')
+  installs, or NLTK_DATA), read by nltk's WordNetCorpusReader.
+- a directory of WordNet dict files (e.g. /usr/share/wordnet from Debian's wordnet-base +
+  wordnet-sense-index): copied into the cache with `lexnames` added, then nltk's reader
+  (sources.py says why the copy).
+Anything else, or a source that is not there, raises WordNetMissing (exit code 2, one line
+naming the fix): never a silent fallback, since each source is a deliberate choice.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from nova_mlflow.errors import NovaError
+
+log = logging.getLogger("nova_mlflow")
+
+ENV_VAR = "NOVA_MLFLOW_WORDNET"
+_HINT = (f"unset {ENV_VAR} to use the WordNet 3.0 bundled with nova-mlflow, or set it to "
+         "'nltk' (after `python -c \"import nltk; nltk.download('wordnet')\"`) or to a "
+         "directory of WordNet dict files (`apt-get install wordnet-base "
+         "wordnet-sense-index` gives /usr/share/wordnet)")
+
+
+class WordNetMissing(NovaError):
+    """The chosen WordNet is not there; the message names the fix (the CLI prints it as one
+    line). The run cannot go as configured: exit code 2, checked before any run opens."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))  # always one line
+
+
+def load(choice: str | None = None) -> tuple[Any, str]:
+    """(reader, source description) for `choice` (default: $NOVA_MLFLOW_WORDNET).
+
+    The description is "bundled:<data file>", "nltk:<path>" or "directory:<path>".
+    """
+    value = (os.environ.get(ENV_VAR, "") if choice is None else choice).strip()
+    if value in ("", "bundled"):
+        from nova_mlflow.wordnet import bundled
+
+        try:
+            reader = bundled.load(bundled.DATA_FILE)
+        except bundled.DataError as e:
+            raise WordNetMissing(f"the bundled WordNet is unusable ({e}): reinstall "
+                                 f"nova-mlflow, or set {ENV_VAR} to 'nltk' or a directory "
+                                 "of WordNet dict files") from e
+        return reader, f"bundled:{bundled.DATA_FILE}"
+
+    from nova_mlflow.wordnet import sources
+
+    if value == "nltk":
+        try:
+            return sources.from_nltk_data()
+        except sources.SourceMissing as e:
+            raise WordNetMissing(f"{ENV_VAR}=nltk but {e}: {_HINT}") from e
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise WordNetMissing(f"{ENV_VAR}={value!r} is neither 'bundled', 'nltk' nor an "
+                             f"existing directory: {_HINT}")
+    try:
+        log.info("WordNet for METEOR from %s (nltk's reader on a cached copy)", path)
+        return sources.from_directory(path)
+    except sources.SourceMissing as e:
+        raise WordNetMissing(f"{ENV_VAR}={value!r}: {e}; {_HINT}") from e
+
+
+@functools.lru_cache(maxsize=1)
+def _loaded() -> tuple[Any, str]:
+    return load()
+
+
+def wordnet() -> Any:
+    """The process-wide WordNet reader for nltk's `meteor_score(..., wordnet=...)`.
+
+    Chosen by $NOVA_MLFLOW_WORDNET (module docstring), loaded on first call and cached;
+    WordNetMissing if the chosen source is absent.
+    """
+    return _loaded()[0]
+
+
+def wordnet_source() -> str:
+    """Where the process-wide reader came from: "bundled:...", "nltk:..." or "directory:..."."""
+    return _loaded()[1]
+
+
+def cache_clear() -> None:
+    """Forget the process-wide reader (tests, or after changing $NOVA_MLFLOW_WORDNET)."""
+    _loaded.cache_clear()
+
+
+__all__ = ["ENV_VAR", "WordNetMissing", "cache_clear", "load", "wordnet", "wordnet_source"]
