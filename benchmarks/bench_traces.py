@@ -102,7 +102,7 @@ def main() -> None:
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from nova_mlflow.nlp_resources import wordnet
+    from nova_mlflow.wordnet import wordnet
     from nova_mlflow.testing.fake_server import FakeModelServer, FaultPlan
 
     load = loadavg()

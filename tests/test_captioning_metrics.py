@@ -3,7 +3,6 @@ statistics, and the offline WordNet. WordNet is required (no skip): .ci/run inst
 
 from __future__ import annotations
 
-import os
 
 import pytest
 from nltk.translate.bleu_score import corpus_bleu
@@ -16,18 +15,10 @@ from nova_mlflow.metrics.status import binary_scores, read_status
 
 @pytest.fixture(scope="session")
 def wn(session_cache):
-    """The package's WordNet reader, built once per session into the session cache."""
-    from nova_mlflow import nlp_resources
+    """The package's WordNet reader (the bundled WordNet 3.0)."""
+    from nova_mlflow.wordnet import wordnet
 
-    old = os.environ.get("NOVA_MLFLOW_CACHE")
-    os.environ["NOVA_MLFLOW_CACHE"] = str(session_cache)
-    try:
-        return nlp_resources.wordnet()
-    finally:
-        if old is None:
-            os.environ.pop("NOVA_MLFLOW_CACHE", None)
-        else:
-            os.environ["NOVA_MLFLOW_CACHE"] = old
+    return wordnet()
 
 
 class NoSynonyms:
@@ -178,38 +169,5 @@ def test_ground_truth_language_stats_on_the_real_metadata(real_metadata):
     assert sum(read_status(c.caption) == "normal" for c in cases) == 0
 
 
-# --- WordNet without a download -----------------------------------------------------------
-
-def test_lexnames_is_wordnets_fixed_table():
-    from nova_mlflow.nlp_resources import lexnames_text
-
-    lines = lexnames_text().splitlines()
-    assert len(lines) == 45
-    assert lines[0] == "00\tadj.all\t3" and lines[3] == "03\tnoun.Tops\t1"
-    assert lines[29] == "29\tverb.body\t2" and lines[44] == "44\tadj.ppl\t3"
 
 
-def test_wordnet_copy_is_real_files_and_reader_is_cached(wn, session_cache, monkeypatch):
-    from nova_mlflow import nlp_resources
-
-    monkeypatch.setenv("NOVA_MLFLOW_CACHE", str(session_cache))
-    assert nlp_resources.wordnet() is wn
-    d = session_cache / "nltk_data" / "corpora" / "wordnet"
-    if d.is_dir():  # built from the Debian files (not taken from nltk's own data path)
-        files = list(d.iterdir())
-        assert {"data.noun", "index.noun", "lexnames"} <= {f.name for f in files}
-        assert not any(f.is_symlink() for f in files)
-
-
-def test_missing_wordnet_fails_loudly_naming_the_fix(tmp_path, monkeypatch):
-    from nova_mlflow import nlp_resources
-
-    monkeypatch.setattr(nlp_resources, "_from_nltk_path", lambda: None)
-    monkeypatch.setattr(nlp_resources, "DEBIAN_WORDNET", tmp_path / "absent")
-    monkeypatch.setenv("NOVA_MLFLOW_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(nlp_resources.WordNetMissing, match="apt-get install wordnet-base") as e:
-        nlp_resources.load_wordnet()
-    assert "nltk.download('wordnet')" in str(e.value)
-    with pytest.raises(nlp_resources.WordNetMissing, match="lacks data.noun"):
-        nlp_resources.build_from_debian(tmp_path / "root", source=tmp_path)
-    assert not (tmp_path / "root" / "corpora" / "wordnet").exists()

@@ -30,8 +30,8 @@ BLEU: nltk corpus_bleu, BLEU-4 (weights 1/4 each), no smoothing, one reference p
 the `words` tokens; 0 when some n-gram order has no overlap at all (nltk then warns; we
 silence that warning because the 0 is the defined value). METEOR: nltk meteor_score
 (alpha 0.9, beta 3, gamma 0.5; exact, Porter-stem and WordNet-synonym matching) per case on
-the same tokens, averaged over cases. The WordNet reader is passed in (nlp_resources.py
-finds it) so this module never touches the disk.
+the same tokens, averaged over cases. The WordNet reader is passed in (nova_mlflow.wordnet
+supplies it: WordNet 3.0 shipped with the package) so this module never touches the disk.
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def meteor_scores(references: Sequence[Sequence[str]], hypotheses: Sequence[Sequ
     from nltk.translate.meteor_score import meteor_score
 
     if wordnet is None:
-        raise ValueError("meteor_scores needs a WordNet reader (see nova_mlflow.nlp_resources)")
+        raise ValueError("meteor_scores needs a WordNet reader (see nova_mlflow.wordnet)")
     if len(references) != len(hypotheses):
         raise ValueError(f"{len(references)} references for {len(hypotheses)} hypotheses")
     return [float(meteor_score([list(r)], list(h), wordnet=wordnet)) if h and r else 0.0

@@ -45,7 +45,7 @@ def check_key(model: str) -> None:
 def check_resources(tasks: tuple[Task, ...]) -> None:
     """METEOR needs WordNet: find it now, not after the model calls were paid for."""
     if Task.captioning in tasks:
-        from nova_mlflow.nlp_resources import wordnet
+        from nova_mlflow.wordnet import wordnet
 
         wordnet()
 

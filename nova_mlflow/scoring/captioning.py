@@ -66,7 +66,7 @@ def text_metrics(gts: Sequence[str], preds: Sequence[str], meteors: Sequence[flo
 
 
 def score(cases: list[Case], answers: Mapping[AnswerKey, Answer], ctx: ScoreContext) -> TaskScore:
-    from nova_mlflow.nlp_resources import wordnet
+    from nova_mlflow.wordnet import wordnet
 
     parsed = parse_all(cases, answers, Task.captioning, ctx.frame)
     preds = [p.prediction.text if p is not None and p.ok else "" for _, p, _ in parsed]  # type: ignore[union-attr]

@@ -74,7 +74,7 @@ def localization_row(text: str | None, gold: Sequence[Box], frame: Frame = Frame
 
 
 def caption_row(text: str | None, caption: str) -> dict[str, Any]:
-    from nova_mlflow.nlp_resources import wordnet
+    from nova_mlflow.wordnet import wordnet
 
     p = parse_answer(Task.captioning, text)
     pred = p.prediction.text if p.ok else ""  # type: ignore[union-attr]
