@@ -118,7 +118,7 @@ def compare(*, experiment: str | None = None, run: str | Iterable[str] = (),
             baseline: str | None = None, metric: str | Iterable[str] = (),
             resamples: int = 2000, seed: int | None = None, no_log: bool = False):
     """Runs side by side with case-paired statistics; returns the Comparison."""
-    from nova_mlflow.compare import run_compare
+    from nova_mlflow.pipeline.compare import run_compare
 
     extra = {"seed": seed} if seed is not None else {}
     cfg = CompareConfig(experiment=experiment, runs=[run] if isinstance(run, str) else list(run),
@@ -133,7 +133,7 @@ def gate(*, run: str, registered_model: str, metric: str | Iterable[str] = (),
          seed: int | None = None):
     """Register a run's configuration; promote it to `champion` only on a real gain.
     Returns the GateResult (`.promoted`, `.reason`, `.version`, the checks)."""
-    from nova_mlflow.gate import run_gate
+    from nova_mlflow.pipeline.gate import run_gate
 
     extra = {"seed": seed} if seed is not None else {}
     cfg = GateConfig(run_id=run, registered_model=registered_model,

@@ -270,7 +270,7 @@ def validate(data, images, no_images, as_json) -> None:
 def compare(experiment, runs, baseline, metrics, resamples, seed, no_log, as_json) -> None:
     """Runs side by side, with paired bootstrap 95% CIs and p-values vs a baseline run."""
     from nova_mlflow import api
-    from nova_mlflow.compare import to_json
+    from nova_mlflow.report.compare import to_json
 
     comp = _call(api.compare, experiment=experiment, run=runs, baseline=baseline, metric=metrics,
                  resamples=resamples, seed=seed, no_log=no_log)

@@ -14,6 +14,7 @@ from conftest import run_store
 
 from nova_mlflow.report import SOURCE_OURS, SOURCE_PAPER
 from nova_mlflow.schemas import Answer, Task
+from nova_mlflow.report import captioning as rc
 from nova_mlflow.scoring import captioning as sc
 from nova_mlflow.scoring.common import ScoreContext
 
@@ -101,7 +102,7 @@ def test_artifacts_table2_with_paper_rows_groups_and_figures(cases, tmp_path):
     texts = [c.caption if i % 2 else "Axial FLAIR image shows a hyperintense lesion."
              for i, c in enumerate(cases)]
     ts = sc.score(cases, _answers(cases, texts), ScoreContext(model="gemini-2.0-flash"))
-    files = sc.artifacts(ts, cases, tmp_path)
+    files = rc.artifacts(ts, cases, tmp_path).files
     names = {f.name for f in files}
     assert {"table2_captioning.csv", "table2_captioning.md", "table2_captioning.html",
             "captioning_by_plane_sequence.csv", "figure5_language.png",
@@ -133,7 +134,7 @@ def test_artifacts_table2_with_paper_rows_groups_and_figures(cases, tmp_path):
 def test_artifacts_survive_a_run_with_no_answers(cases, tmp_path):
     ts = sc.score(cases, {}, ScoreContext())
     assert ts.metrics["missing"] == len(cases) and ts.metrics["clinical_f1"] == 0.0
-    files = sc.artifacts(ts, cases, tmp_path)
+    files = rc.artifacts(ts, cases, tmp_path).files
     assert (tmp_path / "figure5_language.png").exists() and len(files) >= 5
     t2 = pd.read_csv(tmp_path / "table2_captioning.csv", dtype=str)
     assert t2.iloc[0]["model"] == "this run" and t2.iloc[0]["Clinical F1"] == "0.00"

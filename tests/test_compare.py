@@ -13,7 +13,7 @@ from conftest import run_store
 from test_gate import evaluated_run
 
 from nova_mlflow.cli import main
-from nova_mlflow.compare import case_values, compare_values, paired, parse_metric_flags
+from nova_mlflow.analysis.compare import case_values, compare_values, paired, parse_metric_flags
 from nova_mlflow.errors import InputError
 
 
@@ -164,7 +164,7 @@ def test_bootstrap_is_reproducible_from_values():
 
 def test_every_bootstrap_metric_is_the_mean_of_its_column(tmp_path, demo_dir):
     """Guards BOOTSTRAP_METRICS against scoring changes: paired value == logged metric."""
-    from nova_mlflow.compare import BOOTSTRAP_METRICS
+    from nova_mlflow.analysis.compare import BOOTSTRAP_METRICS
 
     res = CliRunner().invoke(main, ["run", "--limit", "4", "--no-progress", "--experiment", "all"])
     assert res.exit_code == 0, res.stderr

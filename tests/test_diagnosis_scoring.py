@@ -17,6 +17,7 @@ from nova_mlflow.cli import main
 from nova_mlflow.metrics.matching import OfflineMatcher, Verdict
 from nova_mlflow.metrics import diagnosis as dx
 from nova_mlflow.schemas import Answer, Case, Task
+from nova_mlflow.report import diagnosis as rd
 from nova_mlflow.scoring import diagnosis as sd
 from nova_mlflow.scoring.common import ScoreContext
 
@@ -92,7 +93,7 @@ def test_score_ranks_table_and_label_metrics():
     assert m["entropy"] == pytest.approx(2.0)          # 4 labels, one case each
     p = [2 / 6, 1 / 6, 1 / 6, 1 / 6, 1 / 6]
     assert m["gt_entropy"] == pytest.approx(-sum(x * math.log2(x) for x in p))
-    assert "Coverage" in ts.definitions and "log2(5)" in ts.definitions
+    assert "Coverage" in rd.definitions(ts) and "log2(5)" in rd.definitions(ts)
 
 
 class CountingJudge:
@@ -120,7 +121,7 @@ def test_a_judge_plugs_in_through_the_matcher_interface():
     # "GBM" is no match for this judge, "Glioblastoma" at rank 3 is
     assert list(ts.table["rank"]) == [0, 3, 0, 0, 0, 0]
     assert ts.table.loc[1, "reason3"].startswith("judge says")
-    assert set(ts.table["matcher"]) == {"fake-judge"} and "fake-judge" in ts.definitions
+    assert set(ts.table["matcher"]) == {"fake-judge"} and "fake-judge" in rd.definitions(ts)
 
 
 def test_unknown_judge_is_refused_before_scoring():
@@ -144,7 +145,7 @@ def test_artifacts_table3_figure6_definitions(tmp_path):
 
     cases = [_case(i, t) for i, t in enumerate(TRUTHS)]
     ts = sd.score(cases, _answers(cases, TEXTS), ScoreContext(model="my-model"))
-    files = sd.artifacts(ts, cases, tmp_path)
+    files = rd.artifacts(ts, cases, tmp_path).files
     names = {f.name for f in files}
     assert {"table3_diagnosis.csv", "table3_diagnosis.md", "table3_diagnosis.html",
             "diagnosis_definitions.md", "diagnosis_label_frequencies.csv",

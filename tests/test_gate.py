@@ -143,7 +143,7 @@ def test_better_challenger_is_promoted_and_decision_recomputes_from_tables(tmp_p
     assert tags["nova.gate_decision"] == "promoted" and tags["nova.gate_champion_run"] == weak
 
     # Recompute from the two runs' logged per-case tables alone, with the logged seed.
-    from nova_mlflow.metrics.stats import paired_difference, resample_indices
+    from nova_mlflow.analysis.bootstrap import paired_difference, resample_indices
 
     client = run_store(tmp_path)
     columns = {"localization/mAP30": ("localization", "ap30"), "diagnosis/top1": ("diagnosis", "top1")}

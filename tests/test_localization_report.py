@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from nova_mlflow import paper
+from nova_mlflow.report import paper
 from nova_mlflow.cli import main
 from nova_mlflow.report import SOURCE_OURS, SOURCE_PAPER
 from nova_mlflow.schemas import Answer, Box, Task
 from nova_mlflow.scoring import ScoreContext, score
+from nova_mlflow.report import localization as rl
 from nova_mlflow.scoring import localization as sl
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -55,7 +56,7 @@ def _score(cases, boxes_for, model="gpt-4o"):
 
 
 def _files(ts, cases, out: Path) -> dict[str, Path]:
-    files = sl.artifacts(ts, cases, out)
+    files = rl.artifacts(ts, cases, out).files
     assert all(f.exists() for f in files)
     return {f.relative_to(out).as_posix(): f for f in files}
 
@@ -64,7 +65,7 @@ def test_table1_three_formats_with_the_papers_rows(tmp_path, demo_cases):
     ts = _score(demo_cases, _jittered())
     files = _files(ts, demo_cases, tmp_path)
     for ext in ("csv", "md", "html"):
-        assert f"{sl.TABLE1_STEM}.{ext}" in files
+        assert f"{rl.TABLE1_STEM}.{ext}" in files
     df = pd.read_csv(files["table1_localization.csv"], dtype=str, keep_default_na=False)
     assert list(df["model"]) == ["gpt-4o", *PAPER_MODELS]
     assert list(df["source"]) == [SOURCE_OURS] + [SOURCE_PAPER] * 3
@@ -106,14 +107,14 @@ def test_perfect_answers_give_100_and_empty_answers_0(tmp_path, demo_cases):
     files = _files(ts, demo_cases, tmp_path / "e")
     row = pd.read_csv(files["table1_localization.csv"], dtype=str, keep_default_na=False).iloc[0]
     assert (row["mAP30"], row["COCO mAP30"], row["TP30"], row["FP30"]) == ("0.00", "0.00", f"0/{gt}", "0")
-    assert files[sl.FIGURES["iou_hist"]].stat().st_size > 5_000  # drawn even with no box at all
+    assert files[rl.FIGURES["iou_hist"]].stat().st_size > 5_000  # drawn even with no box at all
 
 
 def test_figures_are_real_pngs(tmp_path, demo_cases):
     from PIL import Image
 
     files = _files(_score(demo_cases, _jittered()), demo_cases, tmp_path)
-    for rel in sl.FIGURES.values():
+    for rel in rl.FIGURES.values():
         assert rel.startswith("figures/") and rel in files
         f = files[rel]
         assert f.read_bytes()[:8] == PNG and f.stat().st_size > 20_000, rel
@@ -128,7 +129,7 @@ def test_figures_are_real_pngs(tmp_path, demo_cases):
 def test_splits_partition_the_cases(tmp_path, demo_cases):
     ts = _score(demo_cases, _jittered(3))
     files = _files(ts, demo_cases, tmp_path)
-    df = pd.read_csv(files[sl.SPLITS_FILE], dtype={"group": str})
+    df = pd.read_csv(files[rl.SPLITS_FILE], dtype={"group": str})
     n, m = len(demo_cases), ts.metrics
     assert set(df["split"]) == {"all", "plane", "n_gold_group", "size_class"}
     for split, sub in df.groupby("split"):
@@ -159,15 +160,15 @@ def test_example_sample_is_best_median_worst_with_filename_tiebreak():
     ap = [1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0]
     iou = [0.9, 0.9, 0.6, 0.5, 0.4, 0.3, 0.2, 0.0, 0.0, 0.0]
     table = pd.DataFrame({"filename": names[::-1], "ap30": ap[::-1], "best_iou": iou[::-1]})
-    picks = {g: [table["filename"].iat[i] for i in idx] for g, idx in sl.example_sample(table, k=3)}
+    picks = {g: [table["filename"].iat[i] for i in idx] for g, idx in rl.example_sample(table, k=3)}
     # ranked: 0, 1 (tie on both: filename), 2, 3, 4, 5, 6, then 7, 8, 9 tied at zero
     assert picks["best"] == names[0:3]
     assert picks["median"] == names[4:7]
     assert picks["worst"] == [names[9], names[8], names[7]]  # worst first
     shuffled = table.sample(frac=1, random_state=1).reset_index(drop=True)
-    again = {g: [shuffled["filename"].iat[i] for i in idx] for g, idx in sl.example_sample(shuffled)}
+    again = {g: [shuffled["filename"].iat[i] for i in idx] for g, idx in rl.example_sample(shuffled)}
     assert again == picks  # the order of the input rows does not matter
-    small = sl.example_sample(table.head(4), k=3)  # no case shown twice
+    small = rl.example_sample(table.head(4), k=3)  # no case shown twice
     shown = [i for _, idx in small for i in idx]
     assert len(shown) == len(set(shown)) == 4
 
@@ -188,8 +189,8 @@ def test_evaluate_logs_table1_and_figure4(tmp_path, demo_dir, demo_cases):
     figs = {a.path for a in client.list_artifacts(run.info.run_id, "results/figures")}
     for ext in ("csv", "md", "html"):
         assert f"results/table1_localization.{ext}" in names
-    assert f"results/{sl.SPLITS_FILE}" in names
-    assert {f"results/{p}" for p in sl.FIGURES.values()} <= figs
+    assert f"results/{rl.SPLITS_FILE}" in names
+    assert {f"results/{p}" for p in rl.FIGURES.values()} <= figs
     csv = Path(client.download_artifacts(run.info.run_id, "results/table1_localization.csv",
                                          str(tmp_path)))
     row = pd.read_csv(csv, dtype=str).iloc[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nova_mlflow.metrics.stats import mean_ci, paired_difference, resample_indices
+from nova_mlflow.analysis.bootstrap import mean_ci, paired_difference, resample_indices
 
 
 def test_identical_runs_have_p_one_and_zero_delta():

@@ -15,8 +15,8 @@ from pathlib import Path
 from nova_mlflow import tracking
 from nova_mlflow.data import Dataset
 from nova_mlflow.metrics.usage import usage_metrics
-from nova_mlflow.report import markdown_table
-from nova_mlflow.report_html import build_report
+from nova_mlflow.report import markdown_table, write_artifacts
+from nova_mlflow.report.html import build_report
 from nova_mlflow.schemas import (
     SCHEMA_VERSION,
     Answer,
@@ -26,7 +26,7 @@ from nova_mlflow.schemas import (
     LocalizationPrediction,
     Task,
 )
-from nova_mlflow.scoring import ScoreContext, Scores, score, write_artifacts
+from nova_mlflow.scoring import ScoreContext, Scores, score
 
 #: Record types whose JSON Schema each run logs (schemas/<name>.v<N>.schema.json).
 SCHEMA_MODELS = {"answer": Answer, "localization_prediction": LocalizationPrediction,
@@ -101,6 +101,6 @@ def log_results(run: tracking.RunLogger, scores: Scores, cases: list[Case], answ
             json.dumps(model.model_json_schema(), indent=2), encoding="utf-8")
     run.artifacts(schemas, "schemas")
     (out_dir / "summary.md").write_text(markdown_table(metrics, header.title), encoding="utf-8")
-    write_artifacts(scores, cases, out_dir)
-    build_report(out_dir, metrics, header.title, header.params)
+    sections = write_artifacts(scores, cases, out_dir)
+    build_report(out_dir, metrics, header.title, header.params, sections)
     run.artifacts(out_dir, "results")

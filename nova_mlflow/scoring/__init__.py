@@ -1,14 +1,13 @@
-"""Answers -> scores, one module per task; `score` runs the tasks that were asked.
+"""Answers -> per-case rows -> metrics, one module per task; `score` runs the tasks asked.
 
-Each task module exposes `score(cases, answers, ctx) -> TaskScore` and
-`artifacts(task_score, cases, out_dir) -> list[Path]` (its tables and figures as files), so
-a task's metrics, per-case table and report grow in one place.
+Each task module exposes `score(cases, answers, ctx) -> TaskScore` and `case_row(...)`, the
+one place its per-case columns are built: the per-case tables, the traces' feedback
+(feedback.py), the GenAI scorers, compare and gate all read those rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 from nova_mlflow.schemas import Answer, Case, Task
 from nova_mlflow.scoring import captioning, diagnosis, localization
@@ -26,11 +25,4 @@ def score(cases: list[Case], answers: Mapping[AnswerKey, Answer], tasks: Iterabl
     return out
 
 
-def write_artifacts(scores: Scores, cases: list[Case], out_dir: Path) -> list[Path]:
-    files: list[Path] = []
-    for task, ts in scores.tasks.items():
-        files += MODULES[task].artifacts(ts, cases, out_dir)
-    return files
-
-
-__all__ = ["AnswerKey", "ScoreContext", "Scores", "TaskScore", "score", "write_artifacts"]
+__all__ = ["AnswerKey", "ScoreContext", "Scores", "TaskScore", "score"]

@@ -1,9 +1,9 @@
-"""Task 2 (image description): the predicted caption beside the expert one.
+"""Task 2 (image description): answers -> per-case rows -> Table 2's metrics.
 
 Metric definitions live with the pure functions: keywords, BLEU and METEOR in
 metrics/captioning.py, the normal/abnormal status in metrics/status.py, language statistics
-in metrics/language.py. Here: which cases count, the per-case table, Table 2, the results by
-plane and by sequence, and Figure 5.
+in metrics/language.py. Here: which cases count and the per-case rows (`case_row`, the one
+place they are built). report/captioning.py makes Table 2, the splits and Figure 5.
 
 Which cases count:
 - Text metrics (keyword P/R/F1, BLEU, METEOR, binary status) are computed over the cases that
@@ -17,13 +17,11 @@ Which cases count:
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from nova_mlflow import paper
 from nova_mlflow.metrics import captioning as cap
 from nova_mlflow.metrics.language import language_stats, words
 from nova_mlflow.metrics.status import binary_scores, read_status
@@ -37,8 +35,6 @@ from nova_mlflow.scoring.common import (
     parse_all,
 )
 
-TABLE2_STEM = "table2_captioning"
-NOT_STATED = "(not stated)"
 
 
 def _kw(keywords: frozenset[str]) -> str:
@@ -65,6 +61,20 @@ def text_metrics(gts: Sequence[str], preds: Sequence[str], meteors: Sequence[flo
     return out
 
 
+def case_row(caption: str, pred: str, meteor: float) -> dict[str, Any]:
+    """A case's text-metric columns (the case has a reference caption): keyword hits,
+    misses, extras and F1 per kind, METEOR, and the normal/abnormal status of each side."""
+    kg, kp = cap.keywords(caption), cap.keywords(pred)
+    row: dict[str, Any] = {}
+    for kind in ("clinical", "modality"):
+        m = cap.match(getattr(kp, kind), getattr(kg, kind))
+        row |= {f"{kind}_hits": _kw(m.hits), f"{kind}_missed": _kw(m.missed),
+                f"{kind}_extra": _kw(m.extra), f"{kind}_f1": m.f1}
+    gt_binary, pred_binary = read_status(caption), read_status(pred)
+    return row | {"meteor": round(meteor, 4), "gt_binary": gt_binary,
+                  "pred_binary": pred_binary or "", "binary_correct": gt_binary == pred_binary}
+
+
 def score(cases: list[Case], answers: Mapping[AnswerKey, Answer], ctx: ScoreContext) -> TaskScore:
     from nova_mlflow.wordnet import wordnet
 
@@ -84,14 +94,7 @@ def score(cases: list[Case], answers: Mapping[AnswerKey, Answer], ctx: ScoreCont
                "model": (a.model or "") if a else "", "caption_gt": c.caption or "",
                "caption_pred": preds[i], "n_words": len(words(preds[i]))}
         if has_ref[i]:
-            kg, kp = cap.keywords(c.caption), cap.keywords(preds[i])
-            for kind in ("clinical", "modality"):
-                m = cap.match(getattr(kp, kind), getattr(kg, kind))
-                row |= {f"{kind}_hits": _kw(m.hits), f"{kind}_missed": _kw(m.missed),
-                        f"{kind}_extra": _kw(m.extra), f"{kind}_f1": m.f1}
-            gt_binary, pred_binary = read_status(c.caption), read_status(preds[i])
-            row |= {"meteor": round(meteor_of[i], 4), "gt_binary": gt_binary,
-                    "pred_binary": pred_binary or "", "binary_correct": gt_binary == pred_binary}
+            row |= case_row(c.caption or "", preds[i], meteor_of[i])
         row["error"] = error_of(a, p)
         rows.append(row)
     table = _nulls_as_none(pd.DataFrame(rows))
@@ -110,62 +113,3 @@ def _nulls_as_none(df: pd.DataFrame) -> pd.DataFrame:
         if df[col].isna().any():
             df[col] = df[col].astype(object).where(df[col].notna(), None)
     return df
-
-
-def by_group(table: pd.DataFrame) -> pd.DataFrame:
-    """Text metrics per plane and per sequence (as derived from the expert caption)."""
-    scored = table[table["caption_gt"].map(lambda t: bool(words(t)))]
-    out = []
-    for grouping in ("plane", "sequence"):
-        labels = scored[grouping].replace("", NOT_STATED).fillna(NOT_STATED)
-        for group, rows in scored.groupby(labels, sort=True):
-            m = text_metrics(list(rows["caption_gt"]), list(rows["caption_pred"].fillna("")),
-                             [float(v) for v in rows["meteor"]])
-            out.append({"grouping": grouping, "group": group, "n_cases": len(rows),
-                        "answered": int((rows["status"] == "answered").sum()),
-                        **{k: round(m[k], 4) for k in ("clinical_f1", "modality_f1", "bleu",
-                                                       "meteor", "binary_accuracy", "binary_f1")}})
-    return pd.DataFrame(out)
-
-
-def model_name(ts: TaskScore) -> str:
-    """The model named by the scoring context, else the one the answers name, else "this run"."""
-    if ts.context.model:
-        return ts.context.model
-    names = Counter(n for n in ts.table.get("model", pd.Series(dtype=str)) if n)
-    return names.most_common(1)[0][0] if names else "this run"
-
-
-def table2(metrics: Mapping[str, float], model: str) -> pd.DataFrame:
-    """Our row (percent, 2 decimals) first, then the paper's rows as it prints them."""
-    from nova_mlflow.report import paper_table
-
-    ours = {name: f"{100 * metrics[key]:.2f}" for key, (name, _) in paper.COLUMNS2.items()}
-    rows = [{"model": r["model"], **{name: paper.printed(r[key], dec)
-                                     for key, (name, dec) in paper.COLUMNS2.items()}}
-            for r in paper.TABLE2]
-    return paper_table(ours, rows, model)
-
-
-def artifacts(ts: TaskScore, cases: list[Case], out_dir: Path) -> list[Path]:
-    """Table 2 (CSV/MD/HTML), results by plane and sequence (CSV + chart), Figure 5."""
-    from nova_mlflow.plots.captioning import by_group_chart, figure5
-    from nova_mlflow.report import write_table
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model = model_name(ts)
-    files = write_table(table2(ts.metrics, model), TABLE2_STEM, out_dir,
-                        "Table 2: image description (percent)")
-    groups = by_group(ts.table)
-    groups_csv = out_dir / "captioning_by_plane_sequence.csv"
-    groups.to_csv(groups_csv, index=False)
-    files.append(groups_csv)
-    answered = ts.table.loc[ts.table["status"] == "answered", "caption_pred"]
-    stats = {"ground truth": language_stats(c.caption for c in cases),
-             model: language_stats(answered)}
-    files.append(figure5(stats, out_dir / "figure5_language.png"))
-    if not groups.empty:
-        files.append(by_group_chart(groups, out_dir / "captioning_by_plane_sequence.png", model,
-                                    last_label=NOT_STATED))
-    return files

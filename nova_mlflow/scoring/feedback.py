@@ -1,10 +1,9 @@
-"""NOVA's per-case metrics as MLflow assessments: the run's feedback and GenAI custom scorers.
+"""A case's per-case row -> expectations and feedback (pure; tracking/ logs them).
 
-Why one module for both: a benchmark run logs, onto each case's trace, feedback computed by
-the scoring layer (its per-case tables); a team using `mlflow.genai.evaluate` on its own
-predict function gets the same feedback names, values and rationales from the scorers here.
-Both go through `feedback_for(task, row)`, and the rows are built from the same pure
-functions (parsing.py, metrics/, matching.py), so nothing is re-implemented.
+Why one module: a benchmark run logs, onto each case's trace, feedback read from the rows of
+its per-case tables; a team using `mlflow.genai.evaluate` (tracking/scorers.py) gets the same
+feedback names, values and rationales for one answer, from a row built by the same
+`case_row` functions. Both go through `feedback_for(task, row)`.
 
 Expectations (ground truth, one key per task): `gold_boxes` (pixel [x1, y1, x2, y2] of the
 original image), `expert_caption`, `final_diagnosis`. Scorer `outputs` may be the raw answer
@@ -17,7 +16,6 @@ always; BLEU stays the corpus figure of the run (captioning/bleu).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,11 +24,10 @@ from nova_mlflow.schemas import Frame
 from nova_mlflow.metrics.matching import Matcher, OfflineMatcher
 from nova_mlflow.metrics import captioning as cap
 from nova_mlflow.metrics import diagnosis as dx
-from nova_mlflow.metrics import localization as loc
 from nova_mlflow.metrics.language import words
-from nova_mlflow.metrics.status import read_status
 from nova_mlflow.parsing import parse_answer
-from nova_mlflow.schemas import Box, Case, Task
+from nova_mlflow.schemas import Box, Case, Parsed, Task
+from nova_mlflow.scoring import captioning, diagnosis, localization
 
 K = 5
 DEFAULT_SIZE = (480, 480)
@@ -59,18 +56,19 @@ def expectations_for(case: Case, task: Task) -> dict[str, Any]:
     return {"final_diagnosis": case.final_diagnosis}
 
 
-# --- per-case rows (the same keys as the scoring layer's per-case tables) ---------------------
+# --- one case's row from its raw answer (what the GenAI scorers score) -------------------------
+# The same row builders as the per-case tables (scoring/<task>.case_row), so a scorer and a
+# run give the same feedback for the same answer.
+
+def _status(p: Parsed) -> dict[str, Any]:
+    return {"status": "answered" if p.ok else "parse_failure", "error": p.error or ""}
+
 
 def localization_row(text: str | None, gold: Sequence[Box], frame: Frame = Frame.pixel_xyxy,
                      size: tuple[int, int] = DEFAULT_SIZE) -> dict[str, Any]:
     p = parse_answer(Task.localization, text, frame=frame, sent=size, original=size)
     preds = list(p.prediction.boxes) if p.ok else []  # type: ignore[union-attr]
-    pc = loc.per_case(preds, gold)
-    return {"status": "answered" if p.ok else "parse_failure", "error": p.error or "",
-            "best_iou": pc.best_iou, "detected30": pc.detected30, "n_gold": len(gold),
-            "false_positives30": pc.false_positives30, "ap30": pc.ap30,
-            "gold_boxes": json.dumps([[round(v, 1) for v in b.as_list()] for b in gold]),
-            "pred_boxes": json.dumps([[round(v, 1) for v in b.as_list()] for b in preds])}
+    return {**_status(p), **localization.case_row(preds, list(gold))}
 
 
 def caption_row(text: str | None, caption: str) -> dict[str, Any]:
@@ -78,18 +76,8 @@ def caption_row(text: str | None, caption: str) -> dict[str, Any]:
 
     p = parse_answer(Task.captioning, text)
     pred = p.prediction.text if p.ok else ""  # type: ignore[union-attr]
-    row: dict[str, Any] = {"status": "answered" if p.ok else "parse_failure",
-                           "error": p.error or ""}
-    kg, kp = cap.keywords(caption), cap.keywords(pred)
-    for kind in ("clinical", "modality"):
-        m = cap.match(getattr(kp, kind), getattr(kg, kind))
-        row |= {f"{kind}_hits": "; ".join(sorted(m.hits)),
-                f"{kind}_missed": "; ".join(sorted(m.missed)),
-                f"{kind}_extra": "; ".join(sorted(m.extra)), f"{kind}_f1": m.f1}
-    row["meteor"] = cap.meteor_scores([words(caption)], [words(pred)], wordnet())[0]
-    row["gt_binary"], row["pred_binary"] = read_status(caption), read_status(pred) or ""
-    row["binary_correct"] = row["gt_binary"] == read_status(pred)
-    return row
+    meteor = cap.meteor_scores([words(caption)], [words(pred)], wordnet())[0]
+    return {**_status(p), **captioning.case_row(caption, pred, meteor)}
 
 
 def diagnosis_row(text: str | None, truth: str, matcher: Matcher | None = None) -> dict[str, Any]:
@@ -97,13 +85,7 @@ def diagnosis_row(text: str | None, truth: str, matcher: Matcher | None = None) 
     preds = list(p.prediction.diagnoses)[:K] if p.ok else []  # type: ignore[union-attr]
     verdicts = (matcher or OfflineMatcher()).match_many([(d, truth) for d in preds])
     rank = dx.first_match_rank([v.match for v in verdicts])
-    row: dict[str, Any] = {"status": "answered" if p.ok else "parse_failure",
-                           "error": p.error or "", "truth": truth, "rank": rank or 0,
-                           "top1": int(rank == 1), "top5": int(rank is not None and rank <= K)}
-    for j in range(K):
-        row[f"pred{j + 1}"] = preds[j] if j < len(preds) else ""
-        row[f"reason{j + 1}"] = verdicts[j].reason if j < len(verdicts) else ""
-    return row
+    return {**_status(p), **diagnosis.case_row(preds, verdicts, truth, rank)}
 
 
 # --- row -> feedback ------------------------------------------------------------------------

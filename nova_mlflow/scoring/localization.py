@@ -1,22 +1,20 @@
-"""Task 1 (anomaly localization): NOVA protocol, COCO protocol, order-free P/R/F1, per case.
+"""Task 1 (anomaly localization): answers -> per-case rows -> NOVA, COCO and P/R/F1 metrics.
 
-`artifacts` turns a scored run into what people look at: Table 1 beside the paper's rows
-(CSV, Markdown, HTML), the results split by plane / number of gold boxes / lesion size (a
-CSV), and Figure 4 (examples over the image, IoU histogram, split bar charts).
+`case_row` is the one place a case's localization columns are built: the per-case table,
+the traces' feedback, the GenAI scorers, compare and gate all read what it writes.
+(report/localization.py turns a scored run into Table 1, the splits and Figure 4.)
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from nova_mlflow import paper
 from nova_mlflow.metrics import localization as loc
 from nova_mlflow.metrics.coco import coco_map
-from nova_mlflow.report import paper_table, write_table
 from nova_mlflow.schemas import Answer, Box, Case, Task
 from nova_mlflow.scoring.common import (
     AnswerKey,
@@ -34,12 +32,6 @@ from nova_mlflow.scoring.common import (
 #: On the real metadata these edges give 140 small, 372 medium, 394 large cases.
 SIZE_EDGES_PX = (64, 128)
 SIZE_CLASSES = ("small", "medium", "large")
-SPLITS = ("plane", "n_gold_group", "size_class")
-TABLE1_STEM = "table1_localization"
-SPLITS_FILE = "localization_splits.csv"
-FIGURES = {"examples": "figures/fig4a_localization_examples.png",
-           "iou_hist": "figures/fig4b_localization_iou_histogram.png",
-           "splits": "figures/fig4c_localization_splits.png"}
 
 
 def size_class(golds: list[Box]) -> str:
@@ -55,6 +47,21 @@ def n_gold_group(n: int) -> str:
     return "3+" if n >= 3 else str(n)
 
 
+def case_row(preds: list[Box], golds: list[Box]) -> dict[str, Any]:
+    """A case's localization columns from its predicted (emitted order) and gold boxes."""
+    pc = loc.per_case(preds, golds)
+    return {
+        "n_gold": len(golds), "n_pred": len(preds), "n_gold_group": n_gold_group(len(golds)),
+        "size_class": size_class(golds),
+        "gold_area_max": round(max((b.area for b in golds), default=0.0), 1),
+        "best_iou": round(pc.best_iou, 4), "detected30": pc.detected30,
+        "missed30": pc.missed30, "false_positives30": pc.false_positives30,
+        "ap30": round(pc.ap30, 4),
+        "gold_boxes": json.dumps([[round(v, 1) for v in b.as_list()] for b in golds]),
+        "pred_boxes": json.dumps([[round(v, 1) for v in b.as_list()] for b in preds]),
+    }
+
+
 def score(cases: list[Case], answers: Mapping[AnswerKey, Answer], ctx: ScoreContext) -> TaskScore:
     parsed = parse_all(cases, answers, Task.localization, ctx.frame)
     images: list[tuple[list[Box], list[Box]]] = []
@@ -62,130 +69,10 @@ def score(cases: list[Case], answers: Mapping[AnswerKey, Answer], ctx: ScoreCont
     for c, (a, p, status) in zip(cases, parsed):
         preds = list(p.prediction.boxes) if p is not None and p.ok else []  # type: ignore[union-attr]
         images.append((preds, list(c.gold_boxes)))
-        pc = loc.per_case(preds, c.gold_boxes)
-        rows.append({
-            "filename": c.filename, "case_id": c.case_id, "plane": c.derived.plane or "",
-            "status": status, "n_gold": len(c.gold_boxes), "n_pred": len(preds),
-            "n_gold_group": n_gold_group(len(c.gold_boxes)), "size_class": size_class(c.gold_boxes),
-            "gold_area_max": round(max((b.area for b in c.gold_boxes), default=0.0), 1),
-            "best_iou": round(pc.best_iou, 4), "detected30": pc.detected30,
-            "missed30": pc.missed30, "false_positives30": pc.false_positives30,
-            "ap30": round(pc.ap30, 4),
-            "gold_boxes": json.dumps([[round(v, 1) for v in b.as_list()] for b in c.gold_boxes]),
-            "pred_boxes": json.dumps([[round(v, 1) for v in b.as_list()] for b in preds]),
-            "error": error_of(a, p),
-            "answer": (a.text or "") if a else "",
-        })
+        rows.append({"filename": c.filename, "case_id": c.case_id, "plane": c.derived.plane or "",
+                     "status": status, **case_row(preds, list(c.gold_boxes)),
+                     "error": error_of(a, p), "answer": (a.text or "") if a else ""})
     by_name = [images[i] for i in sorted(range(len(cases)), key=lambda i: cases[i].filename)]
     metrics = {**loc.nova_protocol(images), **coco_map(by_name), **loc.prf_metrics(images),
                **counts([s for _, _, s in parsed])}
     return TaskScore(Task.localization, metrics, pd.DataFrame(rows), ctx)
-
-
-# --- Table 1 --------------------------------------------------------------------------------
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}"
-
-
-def table1(ts: TaskScore) -> pd.DataFrame:
-    """Our row (NOVA protocol + our COCO mAPs) first, then the paper's rows, values as text."""
-    m = ts.metrics
-    head = {k: name for k, (name, _) in paper.COLUMNS1.items()}
-    ours = {head[k]: _pct(m[k]) for k in ("mAP30", "mAP50", "mAP50_95", "ACC50")}
-    ours[head["TP30"]] = f"{int(m['TP30'])}/{int(m['GT'])}"
-    ours[head["FP30"]] = f"{int(m['FP30'])}"
-    ours.update({"COCO mAP30": _pct(m["coco_mAP30"]), "COCO mAP50": _pct(m["coco_mAP50"]),
-                 "COCO mAP50-95": _pct(m["coco_mAP50_95"])})
-    rows = []
-    for r in paper.TABLE1:
-        row = {"model": r["model"]}
-        for k, (name, dec) in paper.COLUMNS1.items():
-            row[name] = paper.printed(r[k], dec)
-        row[head["TP30"]] = f"{r['TP30']}/{r['GT']}"
-        rows.append(row)
-    model = ts.context.model or "(model not named)"
-    return paper_table(ours, rows, model)
-
-
-# --- splits and the example sample ----------------------------------------------------------
-
-def splits(table: pd.DataFrame) -> pd.DataFrame:
-    """Per group of cases: counts, detection rate at IoU 0.3 (detected / gold boxes), mAP30.
-
-    Every split partitions the cases, so each split's n_cases sums to the number of cases.
-    An "all" row repeats the totals (its mAP30 is the run's mAP30 up to per-case rounding).
-    """
-    table = table.assign(plane=table["plane"].replace("", "unknown"))  # caption names none
-    parts = [("all", "all", table)]
-    for split in SPLITS:
-        for group, sub in table.groupby(split, sort=False):
-            parts.append((split, str(group), sub))
-    order = {"plane": ["axial", "coronal", "sagittal", "unknown"],
-             "n_gold_group": ["0", "1", "2", "3+"], "size_class": ["none", *SIZE_CLASSES]}
-    parts.sort(key=lambda p: (["all", *SPLITS].index(p[0]),
-                              order.get(p[0], []).index(p[1]) if p[1] in order.get(p[0], []) else 99,
-                              p[1]))
-    rows = []
-    for split, group, sub in parts:
-        n_gold = int(sub["n_gold"].sum())
-        det = int(sub["detected30"].sum())
-        rows.append({"split": split, "group": group, "n_cases": len(sub), "n_gold": n_gold,
-                     "n_pred": int(sub["n_pred"].sum()), "detected30": det,
-                     "false_positives30": int(sub["false_positives30"].sum()),
-                     "detection_rate30": round(det / n_gold, 4) if n_gold else 0.0,
-                     "mAP30": round(float(sub["ap30"].mean()), 4) if len(sub) else 0.0})
-    return pd.DataFrame(rows)
-
-
-def example_sample(table: pd.DataFrame, k: int = 3) -> list[tuple[str, list[int]]]:
-    """Row indices of the k best, k median and k worst cases by (AP@30, best IoU).
-
-    Ties break by filename, so the sample is the same on every machine; a case appears in
-    one row only (small runs may show fewer).
-    """
-    if table.empty:
-        return []
-    order = sorted(range(len(table)), key=lambda i: (-float(table["ap30"].iat[i]),
-                                                     -float(table["best_iou"].iat[i]),
-                                                     str(table["filename"].iat[i])))
-    n, mid = len(order), len(order) // 2
-    start = max(0, min(mid - k // 2, n - k))
-    groups = [("best", order[:k]), ("median", order[start:start + k]),
-              ("worst", order[max(0, n - k):][::-1])]
-    seen: set[int] = set()
-    out = []
-    for name, idx in groups:
-        fresh = [i for i in idx if i not in seen]
-        seen.update(fresh)
-        if fresh:
-            out.append((name, fresh))
-    return out
-
-
-# --- files ----------------------------------------------------------------------------------
-
-def artifacts(ts: TaskScore, cases: list[Case], out_dir: Path) -> list[Path]:
-    """Table 1 (3 formats), the splits CSV and the three Figure 4 PNGs, under out_dir."""
-    from nova_mlflow.plots import (
-        localization as plots,  # matplotlib only when files are made
-    )
-
-    out_dir = Path(out_dir)
-    title = "Table 1: anomaly localization (NOVA protocol; COCO columns from pycocotools)"
-    files = write_table(table1(ts), TABLE1_STEM, out_dir, title)
-    if ts.table.empty:  # no case scored: nothing to split or draw
-        return files
-    split_df = splits(ts.table)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    split_df.to_csv(out_dir / SPLITS_FILE, index=False)
-    files.append(out_dir / SPLITS_FILE)
-    label = ts.context.model or "this run"
-    by_name = {c.filename: c for c in cases}
-    sample = [(name, [(by_name[ts.table["filename"].iat[i]], ts.table.iloc[i].to_dict())
-                      for i in idx if ts.table["filename"].iat[i] in by_name])
-              for name, idx in example_sample(ts.table)]
-    files.append(plots.examples(sample, out_dir / FIGURES["examples"], label))
-    files.append(plots.iou_histogram(ts.table, out_dir / FIGURES["iou_hist"], label))
-    files.append(plots.splits_chart(split_df, out_dir / FIGURES["splits"], label))
-    return files

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from nova_mlflow.metrics.language import LanguageStats
-from nova_mlflow.plots import GOLD, PRED, STYLE, new_figure, save
+from nova_mlflow.report.plots import GOLD, PRED, STYLE, new_figure, save
 
 _OTHERS = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 _METRICS = [("clinical_f1", "Clinical F1", "#4c72b0"), ("modality_f1", "Modality F1", "#dd8452"),

@@ -6,6 +6,10 @@ Fractions print as percentages (like the paper's tables); counts print as intege
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
 
 COUNT_KEYS = {"TP30", "FP30", "GT", "n_cases", "answered", "missing", "parse_failures",
               "api_errors", "refused", "vocab_size", "unique_captions"}
@@ -82,11 +86,29 @@ def paper_table(ours: dict[str, str], paper_rows: list[dict[str, str]], model: s
     return pd.DataFrame(rows).fillna("")
 
 
-def write_table(df, stem: str, out_dir, title: str) -> list:
-    """The same table as CSV (for scripts), Markdown (for people) and HTML (for the UI)."""
-    from html import escape
-    from pathlib import Path
+@dataclass
+class Section:
+    """What one task adds to a run's report: its table (as HTML), its figures, its files."""
 
+    heading: str
+    table_html: str = ""
+    figures: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def table_html(df: Any) -> str:
+    """The <table> of a paper-style table; the paper's rows get class "paper"."""
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in df.columns)
+    body = "".join(
+        "<tr" + (' class="paper"' if SOURCE_PAPER in [str(v) for v in row] else "") + ">"
+        + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>"
+        for row in df.itertuples(index=False)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_table(df: Any, stem: str, out_dir: Path | str, title: str) -> list[Path]:
+    """The same table as CSV (for scripts), Markdown (for people) and HTML (for the UI)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path, html_path = (out / f"{stem}.{ext}" for ext in ("csv", "md", "html"))
@@ -95,12 +117,6 @@ def write_table(df, stem: str, out_dir, title: str) -> list:
     md = [f"# {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
     md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
-    head = "".join(f"<th>{escape(str(c))}</th>" for c in cols)
-    body = "".join(
-        "<tr" + (' class="paper"' if SOURCE_PAPER in [str(v) for v in row] else "") + ">"
-        + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>"
-        for row in df.itertuples(index=False)
-    )
     html_path.write_text(
         "<!doctype html><meta charset='utf-8'>"
         f"<title>{escape(title)}</title>"
@@ -108,7 +124,7 @@ def write_table(df, stem: str, out_dir, title: str) -> list:
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;"
         "text-align:right}td:first-child,td:nth-child(2),th{text-align:left}"
         "tr.paper{color:#555;font-style:italic}</style>"
-        f"<h1>{escape(title)}</h1><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"<h1>{escape(title)}</h1>{table_html(df)}"
         "<p>Percentages, as in the paper; rows in italics are the paper's reported figures.</p>",
         encoding="utf-8")
     return [csv_path, md_path, html_path]

@@ -16,7 +16,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from nova_mlflow.data.images import load_gray
 from nova_mlflow.errors import InputError
-from nova_mlflow.plots import GOLD, OURS, PAPER, PRED, new_figure, save
+from nova_mlflow.report.plots import GOLD, OURS, PAPER, PRED, new_figure, save
 from nova_mlflow.schemas import Case
 
 SPLIT_TITLES = {"plane": "By imaging plane (read from the caption)",

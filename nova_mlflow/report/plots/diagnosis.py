@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from nova_mlflow.plots import GOLD, PRED, new_figure, save
+from nova_mlflow.report.plots import GOLD, PRED, new_figure, save
 
 
 def _sorted_counts(counts: Sequence[int]) -> np.ndarray:
