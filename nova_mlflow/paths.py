@@ -1,15 +1,26 @@
-"""Where the package keeps files between runs (demo set, answers of each run, caches)."""
+"""Where the package keeps files between runs (demo set, answers of each run, caches).
+
+The cache follows the platform's convention, as platformdirs resolves it
+($XDG_CACHE_HOME/nova_mlflow, else ~/.cache/nova_mlflow on Linux; ~/Library/Caches on
+macOS; %LOCALAPPDATA% on Windows); $NOVA_MLFLOW_CACHE wins over all of them.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+APP = "nova_mlflow"
+
 
 def cache_dir() -> Path:
-    """$NOVA_MLFLOW_CACHE, else ~/.cache/nova_mlflow."""
+    """$NOVA_MLFLOW_CACHE, else the platform's user cache directory for nova_mlflow."""
     env = os.environ.get("NOVA_MLFLOW_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "nova_mlflow"
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir(APP, appauthor=False))
 
 
 def run_dir(run_id: str) -> Path:

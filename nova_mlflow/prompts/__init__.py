@@ -1,4 +1,4 @@
-"""Versioned prompt templates: files prompts/<task>/<version>.md with a front-matter header.
+"""Versioned prompt templates: files templates/<task>/<version>.md with a front-matter header.
 
 Templates use {{name}} placeholders (the syntax MLflow's prompt registry uses). The hash of
 the template text identifies a prompt across runs, whatever its file is called.
@@ -43,19 +43,15 @@ class Prompt:
         return _VAR.sub(lambda m: str(values[m.group(1)]), self.template)
 
 
-#: Where the templates live: package data in a wheel (pyproject maps the project's prompts/
-#: folder to nova_mlflow/prompts/templates), the project's prompts/ folder in a checkout
-#: (an editable install, or `mlflow run .` running from the project directory).
+#: The templates shipped with the package: templates/<task>/<version>.md (package data).
 PACKAGED = Path(__file__).resolve().parent / "templates"
-CHECKOUT = Path(__file__).resolve().parents[2] / "prompts"
 
 
-def prompts_dir() -> Path:
-    """$NOVA_MLFLOW_PROMPTS, else the packaged templates, else the checkout's prompts/."""
+def prompts_dirs() -> list[Path]:
+    """Where prompt versions are looked up, first hit wins: $NOVA_MLFLOW_PROMPTS (your own
+    versions, e.g. my_prompts/diagnosis/v3.md), then the packaged templates."""
     env = os.environ.get("NOVA_MLFLOW_PROMPTS")
-    if env:
-        return Path(env)
-    return PACKAGED if PACKAGED.is_dir() else CHECKOUT
+    return ([Path(env).expanduser()] if env else []) + [PACKAGED]
 
 
 def _split_front_matter(text: str) -> tuple[dict[str, str], str]:
@@ -72,13 +68,15 @@ def _split_front_matter(text: str) -> tuple[dict[str, str], str]:
 
 @lru_cache(maxsize=64)
 def load_prompt(task: Task | str, version: str = DEFAULT_VERSION, root: Path | None = None) -> Prompt:
-    base = root or prompts_dir()
     name = task.value if isinstance(task, Task) else task
-    path = base / name / f"{version}.md"
-    if not path.is_file():
-        available = sorted(p.stem for p in (base / name).glob("*.md"))
+    bases = [root] if root is not None else prompts_dirs()
+    path = next((b / name / f"{version}.md" for b in bases
+                 if (b / name / f"{version}.md").is_file()), None)
+    if path is None:
+        available = sorted({p.stem for b in bases for p in (b / name).glob("*.md")})
         raise InputError(f"no prompt version {version!r} for {name} "
-                         f"(available: {', '.join(available) or 'none'})", file=path)
+                         f"(available: {', '.join(available) or 'none'})",
+                         file=bases[0] / name / f"{version}.md")
     meta, body = _split_front_matter(path.read_text(encoding="utf-8"))
     return Prompt(task=task, name=meta.get("name", f"nova-{name}"),
                   version=meta.get("version", version), template=body, meta=meta)

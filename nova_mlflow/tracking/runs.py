@@ -71,10 +71,20 @@ class RunLogger:
         self.run_id: str = run.info.run_id
         self.experiment_id: str = run.info.experiment_id
         self._tags_at_start: dict[str, str] = dict(run.data.tags)
+        self._params_at_start: dict[str, str] = dict(run.data.params)
 
     def params(self, params: Mapping[str, Any]) -> None:
+        """Log params; those the run holds already are kept as they are.
+
+        `mlflow run` logs the MLproject's parameters before our entry point starts (limit=0,
+        concurrency=8.0, ...): MLflow refuses to change a param, and both spellings say the
+        same thing, so the project's value stays.
+        """
         clean = {k: ("" if v is None else str(v))[:MAX_PARAM_LEN] for k, v in params.items()}
-        mlflow.log_params(clean)
+        kept = {k for k in clean if k in self._params_at_start}
+        if kept:
+            log.debug("params already logged by the project run, kept: %s", ", ".join(sorted(kept)))
+        mlflow.log_params({k: v for k, v in clean.items() if k not in kept})
 
     def metrics(self, metrics: Mapping[str, float]) -> None:
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})

@@ -123,6 +123,8 @@ def build_demo(root: Path) -> Path:
 
 def demo_root(cache_dir: Path | None = None) -> Path:
     """Where the demo set lives (`<cache>/<DEMO_VERSION>`), built on first use. The cache is
-    `cache_dir`, else $NOVA_MLFLOW_CACHE, else ~/.cache/nova_mlflow."""
-    base = cache_dir or os.environ.get("NOVA_MLFLOW_CACHE") or Path.home() / ".cache" / "nova_mlflow"
-    return build_demo(Path(base).expanduser() / DEMO_VERSION)
+    `cache_dir`, else the package's cache (paths.cache_dir: $NOVA_MLFLOW_CACHE, else the
+    platform's user cache directory)."""
+    from nova_mlflow.paths import cache_dir as default_cache
+
+    return build_demo(Path(cache_dir or default_cache()).expanduser() / DEMO_VERSION)

@@ -11,7 +11,7 @@ being demo image i mod 48, each copy made unique by a tEXt chunk naming its file
 same pixels, its own sha256), so content digests and response-cache keys are per case, as
 with real data, and the request payload has the real size (~130 kB).
 
-    python benchmarks/synthetic.py 906 [--dest DIR] [--text real|demo]
+    python perf/synthetic.py 906 [--dest DIR] [--text real|demo]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import ROOT, workdir
+from perf import ROOT, workdir
 
 VERSION = "synthetic-v1"
 REAL_CSV = ROOT.parent / "shared" / "data" / "nova-metadata" / "NOVA_metadata.csv"

@@ -1,7 +1,7 @@
 """Run every issue-8 benchmark and rewrite their sections of BENCHMARKS.md.
 
-    .venv/bin/python -m benchmarks.run_all [--quick] [--only throughput,scaling,logging]
-    .venv/bin/python benchmarks/run_all.py
+    .venv/bin/python -m perf.run_all [--quick] [--only throughput,scaling,logging]
+    .venv/bin/python perf/run_all.py
 
 Each benchmark runs in its own process, one after the other (never two at once: they time
 things), and replaces only its own section between `<!-- NAME:start -->` and
@@ -25,7 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import (
+from perf import (
     PYTHON,
     ROOT,
     fmt_s,
@@ -36,7 +36,7 @@ from benchmarks import (
     workdir,
     write_section,
 )
-from benchmarks.bench_logging import WELL_UNDER
+from perf.bench_logging import WELL_UNDER
 
 HERE = Path(__file__).resolve().parent
 VARIABLE = {"load + validate dataset", "requests (runner)", "score localization",
@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--only", default="throughput,scaling,logging")
     a = ap.parse_args()
     only = set(a.only.split(","))
-    cmd = ("python -m benchmarks.run_all " + " ".join(sys.argv[1:])).strip()
+    cmd = ("python -m perf.run_all " + " ".join(sys.argv[1:])).strip()
     load_start = loadavg()
     if not (ROOT / "BENCHMARKS.md").exists() or f"<!-- {SUMMARY}:start -->" not in \
             (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8"):
@@ -128,8 +128,8 @@ def main() -> None:
     durations: dict[str, float] = {}
     sizes = "100,906" if a.quick else "100,906,9060"
     durations["datasets"] = step("datasets", [
-        "-c", "import sys; sys.path.insert(0, '.'); from benchmarks import isolate; "
-        "isolate('datasets'); from benchmarks.synthetic import build, replay_file; "
+        "-c", "import sys; sys.path.insert(0, '.'); from perf import isolate; "
+        "isolate('datasets'); from perf.synthetic import build, replay_file; "
         f"[replay_file(build(n)) for n in ({sizes},)]"])
     if "throughput" in only:
         args = [str(HERE / "bench_throughput.py")]

@@ -1,7 +1,7 @@
 """Benchmark: throughput of the model-call phase against the ideal, and the cached re-run.
 
 Throughput. The full 906-case, three-task workload (2,718 requests; synthetic cases in the
-real NOVA layout from benchmarks/synthetic.py) goes through `runner.run_jobs` exactly as
+real NOVA layout from perf/synthetic.py) goes through `calls.jobs.run_jobs` exactly as
 `run_benchmark` calls it (same jobs order, `benchmark.make_request`, the real `gpt-4o`
 provider with the openai SDK and its default transport, the answers appended to a JSONL,
 response cache off) against `testing.fake_server.FakeModelServer` with a fixed 200 ms latency
@@ -19,7 +19,7 @@ above), then the same command again: zero requests (checked on the server). Its 
 peak RSS (ru_maxrss), and the share of each stage from `bench_scaling.staged_run` (the steps
 of run_benchmark with timers) in fresh processes.
 
-    .venv/bin/python benchmarks/bench_throughput.py [--repeats 3] [--skip-cached] [--no-write]
+    .venv/bin/python perf/bench_throughput.py [--repeats 3] [--skip-cached] [--no-write]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import (
+from perf import (
     PYTHON,
     ROOT,
     end_meta,
@@ -72,7 +72,7 @@ def serve(latency: float, stdlib: bool) -> None:
 
     `stdlib`: undo its two socket settings (the diagnosis' "before" server): listen backlog 5
     (socketserver's default; set before the socket listens) and Nagle's algorithm on."""
-    from benchmarks.synthetic import canned_script
+    from perf.synthetic import canned_script
     from nova_mlflow.testing import fake_server
     from nova_mlflow.testing.fake_server import FakeModelServer, FaultPlan
 
@@ -139,7 +139,7 @@ class SleepProvider:
         self.latency = latency
 
     async def generate(self, request):
-        from benchmarks.synthetic import CANNED
+        from perf.synthetic import CANNED
         from nova_mlflow.providers.base import Response
         from nova_mlflow.providers.openai_chat import chat_messages
 
@@ -178,8 +178,9 @@ def runner_kwargs(fn, **kw) -> dict:
 
 class Workload:
     def __init__(self) -> None:
-        from benchmarks.synthetic import build
-        from nova_mlflow.benchmark import RunConfig, check_config
+        from perf.synthetic import build
+        from nova_mlflow.config import RunConfig
+        from nova_mlflow.pipeline.setup import check_config
         from nova_mlflow.data import load_dataset
 
         self.data = build(N_CASES)
@@ -188,7 +189,7 @@ class Workload:
         self.frame, self.prompts = check_config(self.cfg)
 
     def jobs(self, n_cases: int | None = None):
-        from nova_mlflow.runner import Job
+        from nova_mlflow.calls.jobs import Job
 
         ds = self.dataset.limited(n_cases)  # the first n cases sorted by filename (--limit)
         return [Job(c, t) for t in self.cfg.tasks for c in ds.cases]
@@ -197,8 +198,10 @@ class Workload:
 def measure(w: Workload, provider_kind: str, server: Server | None, concurrency: int,
             n_cases: int | None = None, latency: float = LATENCY) -> dict:
     from nova_mlflow.data.answers import AnswerLog
-    from nova_mlflow.benchmark import make_request
-    from nova_mlflow.runner import RunStats, _run_all
+    from nova_mlflow.calls.jobs import _ModelCalls
+    from nova_mlflow.calls.runner import CallSession, execute
+    from nova_mlflow.config import CallOptions
+    from nova_mlflow.pipeline.run import make_request
 
     jobs = w.jobs(n_cases)
     base_url = server.base_url if server else None
@@ -210,19 +213,21 @@ def measure(w: Workload, provider_kind: str, server: Server | None, concurrency:
         provider = SleepProvider(latency)
     path = workdir() / "throughput-answers.jsonl"
     path.unlink(missing_ok=True)
-    stats = RunStats()
+    session = CallSession(provider, CallOptions(concurrency=concurrency, retry=w.cfg.retry,
+                                                progress=False))
+    stats = session.stats
     mr = partial(make_request, prompts=w.prompts, settings=w.cfg.settings)
     srv_req0 = server.requests() if server else 0
     srv_cpu0 = server.cpu_s() if server else 0.0
     load = loadavg()
     with AnswerLog(path) as alog:
-        # run_jobs(...) is asyncio.run(_run_all(...)); the same, plus closing the provider's
+        # run_jobs(...) is run_sync(execute(...)); the same, plus closing the provider's
         # HTTP client after the clock stops (the provider would close it when the loop ends)
+        hooks = _ModelCalls(session, mr, alog.write, None, w.frame.value, None)
+
         async def main():
             t0 = time.perf_counter()
-            answers = await _run_all(provider, jobs, mr, alog.write, **runner_kwargs(
-                _run_all, concurrency=concurrency, progress=False, policy=w.cfg.retry, rpm=None,
-                cache=None, refresh=False, stats=stats, frame=w.frame.value, tracer=None))
+            answers = await execute(session, jobs, hooks)
             wall = time.perf_counter() - t0
             aclose = getattr(provider, "aclose", None)
             if aclose is not None:
@@ -331,7 +336,7 @@ def cli_run(data: Path, base_url: str, concurrency: int, extra: list[str],
 
 
 def has_traces() -> bool:
-    from nova_mlflow.benchmark import RunConfig
+    from nova_mlflow.config import RunConfig
 
     return "traces" in RunConfig.model_fields
 
@@ -339,8 +344,8 @@ def has_traces() -> bool:
 def run_cached(server: Server, repeats: int, traced: bool = False) -> dict:
     """Fill an empty cache, then re-run: the CLI (with and without per-call traces, when the
     package has them) and the staged replica (timers per stage, traces off)."""
-    from benchmarks.bench_scaling import run_child
-    from benchmarks.synthetic import build
+    from perf.bench_scaling import run_child
+    from perf.synthetic import build
 
     data = build(N_CASES)
     cache = workdir() / "cache" / "responses.sqlite"
@@ -405,12 +410,12 @@ def render_throughput(m: dict, meta: dict) -> str:
         header(meta, "(a shared machine: other engineers' test runs may share the 2 cores; "
                "the last column gives the 1-minute load when each run started)."),
         "",
-        "Workload: 906 synthetic cases in the real NOVA CSV layout (benchmarks/synthetic.py: the "
+        "Workload: 906 synthetic cases in the real NOVA CSV layout (perf/synthetic.py: the "
         "real metadata's text and boxes, the demo set's 480 x 480 PNGs made unique, ~130 kB, "
         "~175 kB as base64 JSON), the three tasks = 2,718 requests, in run_benchmark's order, "
-        "built by `benchmark.make_request` (image read when the call starts), sent by the "
+        "built by `pipeline.run.make_request` (image read when the call starts), sent by the "
         "`gpt-4o` provider as a run creates it (openai SDK, `chat.completions.create`, over "
-        f"the SDK's {transport} transport, the provider's default) through `runner.run_jobs` "
+        f"the SDK's {transport} transport, the provider's default) through `calls.jobs.run_jobs` "
         "with the response cache off; answers appended to a JSONL as in a run. Server: "
         "`FakeModelServer(FaultPlan(latency_s=0.2))` (TCP_NODELAY, listen backlog 128) in its "
         "own process with a canned answer per task. Timed: run_jobs only (the model-call "
@@ -516,7 +521,7 @@ def findings(m: dict) -> list[str]:
 
 
 def render_cached(res: dict, meta: dict) -> str:
-    from benchmarks.bench_scaling import _stage
+    from perf.bench_scaling import _stage
 
     rr = res["rerun"]
     fill = res["fill"]
@@ -550,7 +555,7 @@ def render_cached(res: dict, meta: dict) -> str:
     lines += [
         "",
         "Share of each stage in the cached re-run (fresh process each time, the steps of "
-        "run_benchmark timed one by one: benchmarks/bench_scaling.py `staged_run` wraps "
+        "run_benchmark timed one by one: perf/bench_scaling.py `staged_run` wraps "
         "each library call run_benchmark makes with a timer, in the benchmark's process, and "
         "runs the real run_benchmark; traces off; median of the runs):",
         "",
@@ -566,7 +571,7 @@ def render_cached(res: dict, meta: dict) -> str:
         lines.append(f"| {name} | {spread(xs)} | {summary(xs)['median'] / tot * 100:.0f}% |")
     lines.append(f"| **total (in-process, after interpreter start)** | {spread(totals)} | 100% |")
     f0 = st[0]["facts"]
-    from benchmarks.bench_scaling import GROUPS
+    from perf.bench_scaling import GROUPS
 
     def grp(names: list[str]) -> float:
         return summary([sum(_stage(r, x) for x in names) for r in st])["median"]
@@ -603,7 +608,7 @@ def main() -> None:
         return
     isolate("throughput")
     out = workdir() / "throughput.json"
-    cmd = ("python benchmarks/bench_throughput.py " + " ".join(sys.argv[1:])).strip()
+    cmd = ("python perf/bench_throughput.py " + " ".join(sys.argv[1:])).strip()
     raw: dict = json.loads(out.read_text()) if out.exists() else {}
     if not a.render_only:
         init_store("throughput", "bench-throughput")

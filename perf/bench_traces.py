@@ -1,6 +1,6 @@
 """Benchmark: what per-call MLflow traces cost a run (issue 9), live and from the cache.
 
-A synthetic N-case dataset (benchmarks/synthetic.py: the real NOVA text, demo images) runs
+A synthetic N-case dataset (perf/synthetic.py: the real NOVA text, demo images) runs
 gpt-4o through the local fake server (canned answers, a fixed latency per call) on all three
 tasks, four ways: live with and without traces (--no-cache: every call reaches the server),
 and cached with and without traces (a warm response cache: no call at all). Each run is a
@@ -10,7 +10,7 @@ bookkeeping on the event loop, the wait for the trace export queue after the cal
 the one-transaction assessment insert. The section "## Tracing overhead" of BENCHMARKS.md
 is written (other sections kept).
 
-    .venv/bin/python benchmarks/bench_traces.py [--n 906] [--latency 0.5] [--concurrency 16]
+    .venv/bin/python perf/bench_traces.py [--n 906] [--latency 0.5] [--concurrency 16]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import (
+from perf import (
     fmt_s,
     init_store,
     isolate,
@@ -36,7 +36,7 @@ from benchmarks import (
     workdir,
     write_section,
 )
-from benchmarks.synthetic import build, canned_script
+from perf.synthetic import build, canned_script
 
 SECTION = "tracing-overhead"
 
@@ -45,11 +45,13 @@ class Timers:
     """Wraps the tracer's flush and assessment insert to time them inside a whole run."""
 
     def __init__(self) -> None:
-        from nova_mlflow import tracking_traces as tt
+        from nova_mlflow.tracking import _compat, assessments
+        from nova_mlflow.tracking.traces import Tracer
 
         self.flush_s = self.assess_s = self.span_s = 0.0
         self.n_assessments = self.n_traces = 0
-        orig_flush, orig_bulk, orig_log = tt.flush, tt._bulk_sql, tt.Tracer.log_scores
+        orig_flush, orig_bulk, orig_log = (assessments.flush, _compat.insert_assessments,
+                                           Tracer.log_scores)
         timers = self
 
         def flush() -> None:
@@ -70,12 +72,14 @@ class Timers:
             timers.n_traces += len(self.trace_ids)
             return n
 
-        tt.flush, tt._bulk_sql, tt.Tracer.log_scores = flush, bulk, log_scores
+        assessments.flush, _compat.insert_assessments = flush, bulk
+        Tracer.log_scores = log_scores
 
 
 def one_run(tag: str, data: Path, base_url: str, *, traces: bool, cached: bool,
             concurrency: int) -> dict:
-    from nova_mlflow.benchmark import RunConfig, run_benchmark
+    from nova_mlflow.config import RunConfig
+    from nova_mlflow.pipeline.run import run as run_benchmark
 
     shutil.rmtree(workdir() / "stores" / f"traces-{tag}", ignore_errors=True)
     isolate(f"traces-{tag}")
@@ -129,11 +133,11 @@ def main() -> None:
     calls = 3 * a.n
     workers = os.environ.get("MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS",
                              "1 (the Tracer default on sqlite)")
-    setup = (f"`benchmarks/bench_traces.py --n {a.n} --latency {a.latency} --concurrency "
+    setup = (f"`perf/bench_traces.py --n {a.n} --latency {a.latency} --concurrency "
              f"{a.concurrency}`, run {today()} on {machine()}; load average at the start "
              f"{load} (a shared machine: other work inflates the times).")
     data_line = (f"Input: a synthetic {a.n}-case set (real NOVA text, demo images; "
-                 "benchmarks/synthetic.py), gpt-4o through the local fake server (canned "
+                 "perf/synthetic.py), gpt-4o through the local fake server (canned "
                  f"answers, {a.latency} s per call), all three tasks = {calls} calls; a whole "
                  "`run_benchmark` each (scoring, tables, figures, artifacts), each on a fresh "
                  "sqlite store. One run per row (n=1). Trace export threads "

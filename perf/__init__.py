@@ -4,7 +4,7 @@ Helpers the throughput / scaling / logging benchmarks share: the machine descrip
 median-and-spread summaries, the isolated environment a benchmark runs in, and the writer
 that replaces one marked section of BENCHMARKS.md while keeping every other section.
 
-Run everything with `python -m benchmarks.run_all` (or `python benchmarks/run_all.py`).
+Run everything with `python -m perf.run_all` (or `python perf/run_all.py`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ some false positives added, so matching does real work. Each protocol is timed a
 median of several repeats; the figures, the machine and the date go into its section of
 BENCHMARKS.md (between the localization-scoring markers; other sections kept).
 
-    .venv/bin/python benchmarks/bench_localization.py [--repeats 7] [--no-write]
+    .venv/bin/python perf/bench_localization.py [--repeats 7] [--no-write]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import machine, today, write_section
+from perf import machine, today, write_section
 from nova_mlflow.data import load_dataset
 from nova_mlflow.metrics import localization as loc
 from nova_mlflow.metrics.coco import coco_map
@@ -138,7 +138,7 @@ def main() -> None:
 
     lines = [
         "## Localization scoring", "",
-        (f"`benchmarks/bench_localization.py`, run {today()} on {machine()}, "
+        (f"`perf/bench_localization.py`, run {today()} on {machine()}, "
          f"numpy {version('numpy')}, pycocotools {version('pycocotools')}; load average at the "
          f"start {load:.1f} (a shared machine: other work inflates the times)."),
         (f"Input: the real NOVA metadata, {len(cases)} cases / {gt} gold boxes; predictions are the "

@@ -1,14 +1,14 @@
 """Benchmark: peak memory and how time and memory grow from 100 to 906 to 9,060 cases.
 
 Each measurement is a fresh child process running `staged_run`: the steps of
-nova_mlflow.benchmark.run_benchmark in the same order, with time.perf_counter and the
+nova_mlflow.pipeline.run.run in the same order, with time.perf_counter and the
 process' RSS high-water mark (VmHWM, what ru_maxrss reports) read around each library call.
 The model is `replay:` of a JSONL holding the canned answer of every case, so every stage
 of a real run happens (load + validate, one request per case x task with its image read
 lazily, parse + score, report files, MLflow logging to a fresh sqlite store) except waiting
 for a server. The parent also reads the child's ru_maxrss from wait4().
 
-    .venv/bin/python benchmarks/bench_scaling.py [--sizes 100,906,9060] [--repeats 3] [--no-write]
+    .venv/bin/python perf/bench_scaling.py [--sizes 100,906,9060] [--repeats 3] [--no-write]
 
 `staged_run` is shared with bench_throughput.py (cached re-run stage shares).
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import (
+from perf import (
     PYTHON,
     ROOT,
     end_meta,
@@ -121,20 +121,20 @@ class Stages:
 #: (module, attribute, stage): the library calls run_benchmark makes, timed where they are
 #: looked up; a name that does not exist (the package changed) is skipped.
 TARGETS = (
-    ("nova_mlflow.benchmark", "check_config", "check config + WordNet"),
-    ("nova_mlflow.benchmark", "load_dataset", "load + validate dataset"),
-    ("nova_mlflow.benchmark", "create_provider", "provider + judge setup"),
-    ("nova_mlflow.benchmark", "make_judge", "provider + judge setup"),
-    ("nova_mlflow.benchmark", "register_prompts", "mlflow: prompt registry"),
-    ("nova_mlflow.benchmark", "run_jobs", "requests (runner)"),
+    ("nova_mlflow.pipeline.setup", "check_config", "check config + WordNet"),
+    ("nova_mlflow.pipeline.run", "load_dataset", "load + validate dataset"),
+    ("nova_mlflow.pipeline.run", "create_provider", "provider + judge setup"),
+    ("nova_mlflow.pipeline.setup", "make_judge", "provider + judge setup"),
+    ("nova_mlflow.pipeline.setup", "register_prompts", "mlflow: prompt registry"),
+    ("nova_mlflow.pipeline.run", "run_jobs", "requests (runner)"),
     ("nova_mlflow.scoring.localization", "score", "score localization"),
     ("nova_mlflow.scoring.captioning", "score", "score captioning"),
     ("nova_mlflow.scoring.diagnosis", "score", "score diagnosis"),
-    ("nova_mlflow.benchmark", "usage_metrics", "usage metrics"),
-    ("nova_mlflow.scoring.localization", "artifacts", "report files (tables, figures, HTML)"),
-    ("nova_mlflow.scoring.captioning", "artifacts", "report files (tables, figures, HTML)"),
-    ("nova_mlflow.scoring.diagnosis", "artifacts", "report files (tables, figures, HTML)"),
-    ("nova_mlflow.benchmark", "build_report", "report files (tables, figures, HTML)"),
+    ("nova_mlflow.pipeline.results", "usage_metrics", "usage metrics"),
+    ("nova_mlflow.report.localization", "artifacts", "report files (tables, figures, HTML)"),
+    ("nova_mlflow.report.captioning", "artifacts", "report files (tables, figures, HTML)"),
+    ("nova_mlflow.report.diagnosis", "artifacts", "report files (tables, figures, HTML)"),
+    ("nova_mlflow.pipeline.results", "build_report", "report files (tables, figures, HTML)"),
     ("nova_mlflow.tracking.traces.Tracer", "log_scores", "traces: flush + assessments"),
     ("nova_mlflow.tracking.RunLogger", "params", "mlflow: params, tags, config, metrics"),
     ("nova_mlflow.tracking.RunLogger", "metrics", "mlflow: params, tags, config, metrics"),
@@ -189,7 +189,7 @@ def staged_run(cfg, stages: Stages) -> dict:
     nova_mlflow.tracking and in the scoring modules) are wrapped in this process. Time that
     no wrapper covers (run_benchmark's own glue) is reported as "other".
     """
-    from nova_mlflow.benchmark import run_benchmark
+    from nova_mlflow.pipeline.run import run as run_benchmark
 
     missing = instrument(stages)
     t = time.perf_counter()
@@ -215,7 +215,7 @@ def child_main(a: argparse.Namespace) -> None:
     with stages("import nova_mlflow + mlflow"):
         import mlflow  # noqa: F401
 
-        from nova_mlflow.benchmark import RunConfig
+        from nova_mlflow.config import RunConfig
     cfg = RunConfig(data=a.data, model=a.model, frame=a.frame, concurrency=a.concurrency,
                     use_cache=a.cache, progress=False, base_url=a.base_url,
                     experiment=a.experiment, traces=a.traces)
@@ -256,7 +256,7 @@ def run_child(data: Path, model: str, *, store: str, frame: str | None = None,
 
 
 def prepare(n: int) -> tuple[Path, str]:
-    from benchmarks.synthetic import build, replay_file
+    from perf.synthetic import build, replay_file
 
     data = build(n)
     return data, f"replay:{replay_file(data)}"
@@ -311,12 +311,12 @@ def render(results: dict[int, list[dict]], meta: dict) -> str:
         header(meta),
         "",
         "Each figure is a fresh child process running the real `run_benchmark` with a timer "
-        "around each library call it makes (benchmarks/bench_scaling.py: `staged_run`; "
+        "around each library call it makes (perf/bench_scaling.py: `staged_run`; "
         "per-call MLflow traces off), model `replay:` of a JSONL "
         "holding a canned answer per case and task, so every stage of a real run happens "
         "(load + validate every PNG, one request per case x task with its image read lazily, "
         "parse + score, report files, MLflow logging to sqlite) except waiting for a server. "
-        "Synthetic data from benchmarks/synthetic.py: the real NOVA metadata rows (cycled, "
+        "Synthetic data from perf/synthetic.py: the real NOVA metadata rows (cycled, "
         "renamed past 906) with the demo set's 480 x 480 PNGs, each copy unique (~130 kB: "
         "9,060 images are 1.2 GB on disk). Peak memory = the child's VmHWM (= ru_maxrss).",
         "",
@@ -406,7 +406,7 @@ def main() -> None:
         results, meta = {int(k): v for k, v in saved["results"].items()}, saved["meta"]
     else:
         sizes = tuple(int(x) for x in a.sizes.split(","))
-        meta = new_meta(("python benchmarks/bench_scaling.py " + " ".join(sys.argv[1:])).strip())
+        meta = new_meta(("python perf/bench_scaling.py " + " ".join(sys.argv[1:])).strip())
         results = measure(sizes, a.repeats, a.big_repeats)
         end_meta(meta)
         out.write_text(json.dumps({"meta": meta, "results": {str(k): v for k, v in results.items()}},

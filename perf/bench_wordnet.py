@@ -10,7 +10,7 @@ process too. Sources: `bundled` (the shipped wordnet-3.0.txt.gz) and `/usr/share
 data; the copy is made by an uncounted warm-up run). Runs alternate between the sources so
 machine load hits both alike. Both must give the same mean METEOR, or the benchmark stops.
 
-    .venv/bin/python benchmarks/bench_wordnet.py [--repeats 7] [--data DIR] [--no-write]
+    .venv/bin/python perf/bench_wordnet.py [--repeats 7] [--data DIR] [--no-write]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import (
+from perf import (
     PYTHON,
     ROOT,
     end_meta,
@@ -125,7 +125,7 @@ def main() -> None:
         ap.error("--repeats must be at least 5 (the figures are medians)")
     data = args.data.resolve()
     isolate("wordnet")  # the Debian copy goes to the bench work dir's cache, never ~/.cache
-    meta = new_meta(("python benchmarks/bench_wordnet.py " + " ".join(sys.argv[1:])).strip())
+    meta = new_meta(("python perf/bench_wordnet.py " + " ".join(sys.argv[1:])).strip())
     runs: dict[str, list[dict]] = {s: [] for s in SOURCES}
     for s in SOURCES:  # warm-up, not counted: makes the Debian copy, fills the page cache
         measure(s, data)

@@ -2,7 +2,7 @@
 
 Issue 7's target: logging a 906-case run costs well under 10% of its scoring time.
 
-One process, the 906-case synthetic dataset (benchmarks/synthetic.py) and the canned answers
+One process, the 906-case synthetic dataset (perf/synthetic.py) and the canned answers
 of every case x task. Each repeat scores the three tasks (`scoring.MODULES[task].score`, the
 code `score()` runs), then logs a complete run exactly as `run_benchmark` does (prompt registry
 lookups + links, run with tags, params, dataset input, config, metrics, the three per-case
@@ -14,7 +14,7 @@ Stores: a sqlite file, then a local `mlflow server --workers 1` (sqlite backend,
 served over HTTP) started here and stopped after. The first run of each store in the process
 (imports, prompt registration, experiment creation) is reported apart from the steady state.
 
-    .venv/bin/python benchmarks/bench_logging.py [--repeats 3] [--no-server] [--no-write]
+    .venv/bin/python perf/bench_logging.py [--repeats 3] [--no-server] [--no-write]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import (
+from perf import (
     end_meta,
     fmt_s,
     header,
@@ -106,9 +106,10 @@ class Bench:
     """Everything loaded once: dataset, prompts, canned answers, WordNet."""
 
     def __init__(self) -> None:
-        from benchmarks.synthetic import build, canned_answers
+        from perf.synthetic import build, canned_answers
         from nova_mlflow.data.answers import write_answers
-        from nova_mlflow.benchmark import RunConfig, check_config
+        from nova_mlflow.config import RunConfig
+        from nova_mlflow.pipeline.setup import check_config
         from nova_mlflow.data import load_dataset
         from nova_mlflow.pricing import load_prices
 
@@ -128,21 +129,22 @@ class Bench:
 
     def fixed_parts(self, repeats: int = 5) -> dict[str, float]:
         """Pieces of the logging time measured on their own (medians), each the way MLflow's
-        own call does it and the way the package does it: the dataset frame's schema (MLflow's
-        inference in from_pandas vs tracking.frame_schema) and the per-case tables' JSON
-        (log_table's to_json vs tracking.write_table_file)."""
+        own call does it and the way the package does it: the dataset frame's digest and schema
+        (MLflow's, from from_pandas: the package gives the digest and lets MLflow infer the
+        schema) and the per-case tables' JSON (log_table's to_json vs
+        tracking.write_table_file)."""
         import tempfile
         import warnings
 
         import mlflow
 
         from nova_mlflow.data import cases_frame
-        from nova_mlflow.tracking import frame_schema, write_table_file
+        from nova_mlflow.tracking import write_table_file
 
         frame = cases_frame(self.dataset)
         tables = self.score({}).tasks
         out: dict[str, list[float]] = {k: [] for k in (
-            "digest_mlflow_s", "schema_mlflow_s", "schema_ours_s", "tables_json_mlflow_s",
+            "digest_mlflow_s", "schema_mlflow_s", "tables_json_mlflow_s",
             "tables_json_s",
             "tables_mb")}
         with tempfile.TemporaryDirectory() as tmp:
@@ -155,9 +157,6 @@ class Bench:
                     t = time.perf_counter()
                     _ = ds.schema
                     out["schema_mlflow_s"].append(time.perf_counter() - t)
-                t = time.perf_counter()
-                frame_schema(frame)
-                out["schema_ours_s"].append(time.perf_counter() - t)
                 t = time.perf_counter()
                 for task, ts in tables.items():
                     ts.table.to_json(Path(tmp) / f"{task.value}.ref.json", orient="split",
@@ -190,9 +189,12 @@ class Bench:
 
     def one(self, run_name: str) -> dict:
         """Score, then log the run as run_benchmark does, with the package's own
-        log_run_setup and _log_results (which also writes the report files: those calls are
+        log_run_setup and log_results (which also writes the report files: those calls are
         timed apart)."""
-        from nova_mlflow import benchmark, tracking
+        from nova_mlflow import tracking
+        from nova_mlflow.pipeline import setup
+        from nova_mlflow.pipeline.results import Header, log_results
+        from nova_mlflow.pipeline.run import log_run_setup
 
         t: dict[str, float] = {}
         cfg, ds = self.cfg, self.dataset
@@ -200,17 +202,18 @@ class Bench:
         st = self.stages
         st.rows = []
         start = time.perf_counter()
-        uris = benchmark.register_prompts(self.prompts)
+        uris = setup.register_prompts(self.prompts)
         with st("open run + tags + prompt links"):  # the run's tags (git commit) are part of it
-            tags = benchmark._tags(ds, cfg.tasks)
+            tags = setup.run_tags(ds, cfg.tasks)
         with tracking.start_run(cfg.experiment, run_name, tags, list(uris.values())) as run:
-            params = benchmark.log_run_setup(run, cfg, self.frame, ds, self.prompts, uris,
-                                             {"judge": "none"}, base_url=None, cache=False)
+            params = log_run_setup(run, cfg, self.frame, ds, self.prompts, {
+                "judge": "none", "base_url": None, "cache": "off",
+                **{f"prompt.{t.value}.uri": uri for t, uri in uris.items()}})
             t["n_params"] = len(params)
             self.last_params = params
             run_metrics = {"run/requests": 2718.0, "run/cache_hits": 0.0, "run/retries": 0.0}
-            benchmark._log_results(run, scores, ds.cases, self.answers_path,
-                                   f"NOVA results: {run_name}", params, run_metrics)
+            log_results(run, scores, ds.cases, self.answers_path,
+                        Header(f"NOVA results: {run_name}", params), run_metrics)
         wall = time.perf_counter() - start
         self.last_metrics = {**run_metrics, **scores.metrics}
         for r in st.rows:
@@ -229,15 +232,17 @@ class Bench:
 
     def instrument(self) -> None:
         """Timers around the MLflow calls and the report writers (this process only)."""
-        from benchmarks.bench_scaling import Stages
-        from nova_mlflow import benchmark, scoring, tracking
+        from perf.bench_scaling import Stages
+        from nova_mlflow import report, tracking
+        from nova_mlflow.pipeline import results, setup
 
         st = self.stages = Stages()
         self.calls: dict[str, int] = {}
         for task in ("localization", "captioning", "diagnosis"):
-            st.wrap(getattr(scoring, task), "artifacts", f"report {task}")
-        st.wrap(benchmark, "build_report", "report HTML")
-        st.wrap(benchmark, "register_prompts", "prompt registry lookups")
+            __import__(f"nova_mlflow.report.{task}")
+            st.wrap(getattr(report, task), "artifacts", f"report {task}")
+        st.wrap(results, "build_report", "report HTML")
+        st.wrap(setup, "register_prompts", "prompt registry lookups")
         st.wrap_cm(tracking, "start_run", "open run + tags + prompt links", "close run")
         parts = {"params": "params", "dataset": "dataset input (log_input)",
                  "metrics": "metrics + per-case tables (one batch)",
@@ -308,9 +313,9 @@ def render(res: dict, meta: dict) -> str:
         header(meta),
         "",
         "One process; 906 synthetic cases in the real layout, the canned answer of every "
-        "case x task (benchmarks/synthetic.py). Each repeat scores the 3 tasks, then logs one "
+        "case x task (perf/synthetic.py). Each repeat scores the 3 tasks, then logs one "
         "complete run the way `run_benchmark` does, each MLflow "
-        "call timed (the package's own `_log_results` does the second half; its calls to "
+        "call timed (the package's own `log_results` does the second half; its calls to "
         "the report writers are timed apart): prompt registry lookups, run + tags + prompt links, "
         f"{int(res[stores[0]]['reps'][0]['n_params'])} params, the dataset as a run input, "
         f"{int(res[stores[0]]['reps'][0]['n_metrics'])} aggregate metrics and the per-case "
@@ -382,8 +387,9 @@ def findings(res: dict, meta: dict) -> list[str]:
                    "Largest parts: "
                    + ", ".join(f"{p} {fmt_s(med(store, p))}" for p in parts) + ".")
     fp = meta["fixed_parts"]
-    out.append("- What the package does to keep logging small (nova_mlflow/tracking.py), each "
-               "checked by tests/test_tracking_batched.py to leave the run as MLflow's own "
+    out.append("- What the package does to keep logging small (nova_mlflow/tracking/, its "
+               "MLflow internals in tracking/_compat.py), each checked by "
+               "tests/test_mlflow_compat.py to leave the run as MLflow's own "
                "calls do: the three per-case tables are the files `mlflow.log_table` writes, "
                "byte for byte, uploaded together, with their `mlflow.loggedArtifacts` tag in "
                "the same `log_batch` as the aggregate metrics (log_table costs three more store "
@@ -391,11 +397,11 @@ def findings(res: dict, meta: dict) -> list[str]:
                "the Python copy of every cell its orient=\"split\" makes first "
                f"({fp['tables_json_mlflow_s'] * 1000:.0f} ms -> "
                f"{fp['tables_json_s'] * 1000:.0f} ms for the {fp['tables_mb']:.1f} MB, "
-               "measured apart); the dataset input gets its schema from the frame's dtypes "
-               "instead of MLflow looking at every cell "
-               f"({fp['schema_mlflow_s'] * 1000:.0f} ms -> {fp['schema_ours_s'] * 1000:.1f} ms) "
-               "and the dataset's own digest instead of MLflow hashing the frame again "
-               f"(from_pandas: {fp['digest_mlflow_s'] * 1000:.0f} ms, schema excluded); the "
+               "measured apart); the dataset input gets the dataset's own digest instead of "
+               "MLflow hashing the frame again "
+               f"(from_pandas: {fp['digest_mlflow_s'] * 1000:.0f} ms), and MLflow's own schema "
+               f"inference ({fp['schema_mlflow_s'] * 1000:.0f} ms: a shortcut for it was "
+               "dropped as not worth an MLflow internal); the "
                "registry prompts are linked through the `mlflow.linkedPrompts` tag in the "
                "call that creates the run; results/ and "
                "schemas/ go up as folders, 8 files at a time to a remote artifact store. "
@@ -435,7 +441,7 @@ def main() -> None:
         saved = json.loads(out.read_text())
         res, meta = saved["results"], saved["meta"]
     else:
-        meta = new_meta(("python benchmarks/bench_logging.py " + " ".join(sys.argv[1:])).strip())
+        meta = new_meta(("python perf/bench_logging.py " + " ".join(sys.argv[1:])).strip())
         init_store("logging", "bench-logging")
         bench = Bench()
         meta["wordnet_s"] = bench.wordnet_s

@@ -1,13 +1,13 @@
-"""Benchmark: Task 2 scoring of all 906 real NOVA cases, and building the offline WordNet.
+"""Benchmark: Task 2 scoring of all 906 real NOVA cases, and loading the bundled WordNet.
 
 Answers are the expert captions given to the wrong case (a seeded shuffle), so lengths and
-vocabulary are realistic and matching does real work. Timed: building the WordNet reader
-(cold: copy the Debian files + write lexnames + load; warm: load from the cached copy),
+vocabulary are realistic and matching does real work. Timed: loading the WordNet reader
+(the WordNet 3.0 shipped with the package; bench_wordnet.py compares it with nltk's reader),
 METEOR's first pass (WordNet synsets not yet loaded) and its steady state, BLEU, keywords,
 status, language statistics and the whole task through scoring.score. Its section of
 BENCHMARKS.md (between the captioning-metrics markers) is replaced, other sections kept.
 
-    .venv/bin/python benchmarks/bench_captioning.py [--repeats 5] [--no-write]
+    .venv/bin/python perf/bench_captioning.py [--repeats 5] [--no-write]
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import machine, today, write_section
-from nova_mlflow import nlp_resources
+from perf import machine, today, write_section
+from nova_mlflow import wordnet as nova_wordnet
 from nova_mlflow.data import load_dataset
 from nova_mlflow.metrics import captioning as cap
 from nova_mlflow.metrics.language import language_stats, words
@@ -76,17 +76,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["NOVA_MLFLOW_CACHE"] = tmp
-        cold = []
-        for i in range(3):  # a fresh cache each time: copy + lexnames + load
-            os.environ["NOVA_MLFLOW_CACHE"] = str(Path(tmp) / f"c{i}")
-            t0 = time.perf_counter()
-            nlp_resources.load_wordnet()
-            cold.append(time.perf_counter() - t0)
-        rows.append(("WordNet reader, cold: copy /usr/share/wordnet + lexnames + load",
-                     statistics.median(cold), min(cold)))
-        rows.append(("WordNet reader, warm: load the cached copy",
-                     *timed(nlp_resources.load_wordnet, 3, warm=False)))
-        wn = nlp_resources.load_wordnet()
+        rows.append(("WordNet reader: load the WordNet 3.0 shipped with the package",
+                     *timed(lambda: nova_wordnet.load("bundled"), 3, warm=False)))
+        wn, _ = nova_wordnet.load("bundled")
         t0 = time.perf_counter()
         cap.meteor_scores(ref_tok, hyp_tok, wn)
         first = time.perf_counter() - t0
@@ -107,8 +99,8 @@ def main() -> None:
         answers = {(c.filename, Task.captioning): Answer(filename=c.filename, task=Task.captioning,
                                                          text=p or None)
                    for c, p in zip(cases, preds) if p}
-        nlp_resources.wordnet.cache_clear()
-        nlp_resources.wordnet()  # the cached reader scoring uses (warm copy exists)
+        nova_wordnet.cache_clear()
+        nova_wordnet.wordnet()  # the cached reader scoring uses
         result: dict = {}
 
         def whole() -> None:
@@ -121,9 +113,9 @@ def main() -> None:
     m = result
     lines = [
         "## Captioning metrics", "",
-        (f"`benchmarks/bench_captioning.py`, run {today()} on {machine()}, "
-         f"nltk {version('nltk')}, WordNet {wn.get_version()} from the Debian packages "
-         f"wordnet-base + wordnet-sense-index; load average at the start {load:.1f} "
+        (f"`perf/bench_captioning.py`, run {today()} on {machine()}, "
+         f"nltk {version('nltk')}, WordNet {wn.get_version()} shipped with nova-mlflow "
+         f"(nova_mlflow/wordnet); load average at the start {load:.1f} "
          "(a shared machine: other work inflates the times)."),
         (f"Input: the real NOVA metadata, {len(cases)} cases, {len(with_ref)} with an expert "
          "caption; each answer is the expert caption of another case (seeded shuffle), so "
