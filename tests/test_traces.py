@@ -297,22 +297,123 @@ def test_no_traces_flag_makes_none(tmp_path, demo_dir, own_cache, server):
     assert all("trace_id" not in json.loads(line) for line in answers.read_text().splitlines())
 
 
-def test_cache_hits_get_their_own_traces(tmp_path, demo_dir, own_cache, server):
+def _assessments_of(trace, run) -> list:
+    """The assessments a run logged on a trace (a linked trace carries several runs')."""
+    return [a for a in trace.info.assessments if a.run_id == run.info.run_id]
+
+
+def _answers(own_cache, run) -> list[dict]:
+    path = own_cache / "runs" / run.info.run_id / "answers.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _experiment_traces(run) -> list:
+    import mlflow
+
+    return mlflow.search_traces(locations=[run.info.experiment_id], return_type="list")
+
+
+def test_a_cached_rerun_links_the_traces_of_the_calls(tmp_path, demo_dir, own_cache, server):
+    """No new trace per cached answer: the trace of the call that produced it is linked to
+    the re-run, which lists it with its own expectations and scores, told apart by run."""
     m1 = _run("--data", str(demo_dir), "--tasks", "captioning")
     m2 = _run("--data", str(demo_dir), "--tasks", "captioning")
     assert m2["run/cache_hits"] == LIMIT and m2["run/requests"] == 0
     first, second = _runs(tmp_path)
     t1, t2 = _traces(first), _traces(second)
     assert len(t1) == len(t2) == LIMIT
-    assert not {t.info.trace_id for t in t1} & {t.info.trace_id for t in t2}
-    assert {t.info.tags["nova.cached"] for t in t1} == {"false"}
-    assert {t.info.tags["nova.cached"] for t in t2} == {"true"}
+    assert {t.info.trace_id for t in t1} == {t.info.trace_id for t in t2}
+    assert len(_experiment_traces(first)) == LIMIT  # no trace was logged for a cached answer
     for t in t2:
-        assert not t.data.spans[0].events  # no attempt was made
-        assert any(a.name == "meteor" for a in t.info.assessments)
-        assert any(a.name == "expert_caption" for a in t.info.assessments)
+        assert t.info.tags["nova.cached"] == "false"  # the call that paid for the answer
+        assert t.info.trace_metadata["mlflow.sourceRun"] == first.info.run_id
+        for run in (first, second):
+            mine = _assessments_of(t, run)
+            assert {a.name for a in mine if a.expectation is not None} == {"expert_caption"}
+            assert {a.name for a in mine if a.feedback is not None} == FEEDBACK["captioning"]
+            assert all(a.metadata["mlflow.assessment.sourceRunId"] == run.info.run_id
+                       for a in mine)
+        assert len(t.info.assessments) == 2 * (1 + len(FEEDBACK["captioning"]))
     assert m1["captioning/meteor"] == m2["captioning/meteor"]
+    # the answer records name the trace of their call, cached or not
+    a1, a2 = _answers(own_cache, first), _answers(own_cache, second)
+    assert {a["trace_id"] for a in a2} == {a["trace_id"] for a in a1} == {
+        t.info.trace_id for t in t1}
+    assert all(a.get("cached") for a in a2) and not any(a.get("cached") for a in a1)
+    # the re-run's scores are its own: its feedback on each trace is its per-case table's
+    meteor = sorted(a.value for t in t2 for a in _assessments_of(t, second) if a.name == "meteor")
+    assert sum(meteor) / LIMIT == pytest.approx(m2["captioning/meteor"], abs=1e-6)
 
+
+def test_a_cached_answer_whose_trace_cannot_be_linked_is_traced_anew(
+        tmp_path, demo_dir, own_cache, server):
+    """A trace in another experiment (a run's Traces tab shows its experiment's only) or
+    deleted is logged anew for the case; the cache then names the new trace, so the next
+    re-run there links it."""
+    import mlflow
+
+    _run("--data", str(demo_dir), "--tasks", "diagnosis", "--experiment", "first")
+    _run("--data", str(demo_dir), "--tasks", "diagnosis", "--experiment", "second")
+    first, second = _runs(tmp_path)
+    t1, t2 = _traces(first), _traces(second)
+    assert len(t2) == LIMIT and not {t.info.trace_id for t in t1} & {t.info.trace_id for t in t2}
+    for t in t2:
+        assert t.info.tags["nova.cached"] == "true"
+        assert t.info.trace_metadata["mlflow.sourceRun"] == second.info.run_id
+        assert json.loads(t.info.request_preview)["task"] == "diagnosis"
+        assert {a.name for a in _assessments_of(t, second)} >= {"final_diagnosis", "top1"}
+    assert {a["trace_id"] for a in _answers(own_cache, second)} == {t.info.trace_id for t in t2}
+    # the next re-run in "second" links the traces logged anew
+    _run("--data", str(demo_dir), "--tasks", "diagnosis", "--experiment", "second")
+    third = _runs(tmp_path)[-1]
+    assert {t.info.trace_id for t in _traces(third)} == {t.info.trace_id for t in t2}
+    # ... and once they are deleted, the next one traces anew again
+    mlflow.MlflowClient().delete_traces(second.info.experiment_id,
+                                        trace_ids=[t.info.trace_id for t in t2])
+    _run("--data", str(demo_dir), "--tasks", "diagnosis", "--experiment", "second")
+    fourth = _runs(tmp_path)[-1]
+    t4 = _traces(fourth)
+    assert len(t4) == LIMIT and not {t.info.trace_id for t in t4} & {t.info.trace_id for t in t2}
+    assert all(t.info.trace_metadata["mlflow.sourceRun"] == fourth.info.run_id for t in t4)
+
+
+def test_answers_cached_untraced_are_traced_then_linked(tmp_path, demo_dir, own_cache, server):
+    _run("--data", str(demo_dir), "--tasks", "diagnosis", "--no-traces")
+    _run("--data", str(demo_dir), "--tasks", "diagnosis")
+    _run("--data", str(demo_dir), "--tasks", "diagnosis")
+    untraced, traced, linked = _runs(tmp_path)
+    assert _traces(untraced) == []
+    t2, t3 = _traces(traced), _traces(linked)
+    assert len(t2) == LIMIT and {t.info.tags["nova.cached"] for t in t2} == {"true"}
+    assert {t.info.trace_id for t in t3} == {t.info.trace_id for t in t2}
+
+
+def test_the_response_cache_gains_its_trace_id_column_in_place(tmp_path):
+    """A cache file written before responses kept their trace: same rows, trace id None."""
+    import sqlite3
+
+    from nova_mlflow.calls.store import CallStore
+    from nova_mlflow.providers.base import Response
+
+    path = tmp_path / "responses.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""CREATE TABLE responses (key TEXT PRIMARY KEY, provider TEXT NOT NULL,
+        model TEXT NOT NULL, text TEXT NOT NULL, refused INTEGER NOT NULL, input_tokens INTEGER,
+        output_tokens INTEGER, created REAL NOT NULL);
+        INSERT INTO responses VALUES ('k1', 'openai', 'gpt-4o', 'old answer', 0, 10, 2, 0);""")
+    db.commit()
+    db.close()
+    store = CallStore(path)
+    old = store.get("k1")
+    assert old is not None and old.text == "old answer" and old.trace_id is None
+    store.put("k2", "openai", "gpt-4o", Response(text="new"), trace_id="tr-abc")
+    assert store.get("k2").trace_id == "tr-abc" and store.get("k2").cached
+    store.set_trace_id("k1", "tr-def")
+    assert store.get("k1").trace_id == "tr-def" and store.get("k1").input_tokens == 10
+    store.close()
+    again = CallStore(path)  # opening a migrated file again changes nothing
+    assert again.get("k1").trace_id == "tr-def" and len(again) == 2
+    again.close()
 
 
 def test_feedback_rules():

@@ -8,6 +8,10 @@ call) and the same file layout, so they share one connection and one file,
 
 Response key = sha256 over provider kind, model, prompt text hash, generation settings,
 image hash and task (`request_key`). Verdict key: the judge's own (judge.JudgeMatcher.key).
+
+Each response row may carry the id of the MLflow trace of the call that produced it
+(`trace_id`, nullable; added in place to older files): a cached re-run links that trace to
+its run instead of logging a trace per cached answer (tracking/linking.py).
 """
 
 from __future__ import annotations
@@ -67,11 +71,24 @@ class CallStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._add_trace_id_column()
         self._import_old_verdicts(path.parent / OLD_VERDICTS)
 
     @classmethod
     def in_dir(cls, cache_dir: Path) -> CallStore:
         return cls(cache_dir / FILE)
+
+    def _add_trace_id_column(self) -> None:
+        """In-place migration of a file written before responses kept their trace id."""
+        with self._lock:
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(responses)")}
+            if "trace_id" in cols:
+                return
+            try:
+                self._db.execute("ALTER TABLE responses ADD COLUMN trace_id TEXT")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
     def _import_old_verdicts(self, old: Path) -> None:
         if not old.is_file():
@@ -89,21 +106,31 @@ class CallStore:
 
     # --- model responses ------------------------------------------------------------------
     def get(self, key: str) -> Response | None:
+        """The stored response (cached=True), with the trace id of its call if one was kept."""
         with self._lock:
             row = self._db.execute(
-                "SELECT text, refused, input_tokens, output_tokens FROM responses WHERE key = ?",
-                (key,)).fetchone()
+                "SELECT text, refused, input_tokens, output_tokens, trace_id FROM responses "
+                "WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
         return Response(text=row[0], refused=bool(row[1]), input_tokens=row[2],
-                        output_tokens=row[3], cached=True)
+                        output_tokens=row[3], cached=True, trace_id=row[4])
 
-    def put(self, key: str, provider: str, model: str, response: Response) -> None:
+    def put(self, key: str, provider: str, model: str, response: Response,
+            trace_id: str | None = None) -> None:
+        """Store a fresh response; `trace_id`: the MLflow trace of the call (None: untraced)."""
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO responses (key, provider, model, text, refused, "
+                "input_tokens, output_tokens, created, trace_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, provider, model, response.text, int(response.refused),
-                 response.input_tokens, response.output_tokens, time.time()))
+                 response.input_tokens, response.output_tokens, time.time(), trace_id))
+
+    def set_trace_id(self, key: str, trace_id: str) -> None:
+        """Record the trace a stored response now has (a cached answer traced anew)."""
+        with self._lock:
+            self._db.execute("UPDATE responses SET trace_id = ? WHERE key = ?", (trace_id, key))
 
     def __len__(self) -> int:
         with self._lock:

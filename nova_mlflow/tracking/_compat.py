@@ -19,6 +19,11 @@ The shortcuts, and why each is worth keeping (figures in BENCHMARKS.md):
 - `SOURCE_RUN`, `CHAT_USAGE`, `MODEL`: reserved trace metadata / span attribute keys that
   link a trace to its run and show token usage and model in the UI (public: a span opened
   inside an active run is linked to it; MLflow's autolog sets usage).
+- `ASSESSMENT_RUN`: the reserved assessment metadata key naming the run an assessment belongs
+  to, the one `mlflow.genai.evaluate` writes; the UI's run view shows a trace shared by
+  several runs with that run's assessments only, `Assessment.run_id` reads it back and
+  deleting the run deletes them (public: `mlflow.genai.evaluate` writes it for its own
+  assessments; without it every run would show every run's scores on a shared trace).
 """
 
 from __future__ import annotations
@@ -34,13 +39,15 @@ LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"  # mlflow.utils.mlflow_tags.MLFL
 LINKED_PROMPTS_TAG = "mlflow.linkedPrompts"  # TraceTagKey.LINKED_PROMPTS
 
 try:  # reserved keys; their values are fixed strings in MLflow 3
-    from mlflow.tracing.constant import SpanAttributeKey, TraceMetadataKey
+    from mlflow.tracing.constant import AssessmentMetadataKey, SpanAttributeKey, TraceMetadataKey
 
     SOURCE_RUN: str = TraceMetadataKey.SOURCE_RUN
     CHAT_USAGE: str = SpanAttributeKey.CHAT_USAGE
     MODEL: str = SpanAttributeKey.MODEL
+    ASSESSMENT_RUN: str = AssessmentMetadataKey.SOURCE_RUN_ID
 except (ImportError, AttributeError):  # pragma: no cover - an MLflow that moved them
     SOURCE_RUN, CHAT_USAGE, MODEL = "mlflow.sourceRun", "mlflow.chat.tokenUsage", "mlflow.llm.model"
+    ASSESSMENT_RUN = "mlflow.assessment.sourceRunId"
 
 
 def logged_tables_tag(existing: list[dict[str, str]], paths: Iterable[str]) -> str:

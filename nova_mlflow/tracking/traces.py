@@ -28,9 +28,11 @@ A verdict read from the verdict cache, or a pair equal after normalisation, make
 so has no trace (its reason is the rationale of the case's top1/top5 feedback). Judge traces
 carry no assessments.
 
-Cache hits: a cached answer gets a trace of its own (re-logged, not linked to the trace of the
-run that paid for it), tagged `nova.cached=true`, with no attempt events; so every run shows
-the same per-case view and its assessments stay its own.
+Cache hits: a cached answer's trace is the trace of the call that produced it, linked to this
+run (`linked_span`, settled after the calls by tracking/linking.py); each run's assessments on
+it carry the run's id, so every run shows the same per-case view with its own scores. Only a
+cached answer with no usable trace (cached untraced, or its trace gone or in another
+experiment) gets a trace of its own, tagged `nova.cached=true`, with no attempt events.
 
 Export is asynchronous (MLflow's queue) and happens while later calls are in flight; on
 sqlite the queue gets one writer thread unless MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS is set
@@ -136,6 +138,21 @@ class CallSpan(_RootSpan):
             span.set_status("ERROR")
 
 
+def call_inputs(case: Case, task: Task, request: Request, model: str,
+                prompts: Mapping[Task, str]) -> dict[str, Any]:
+    """A model call's span inputs: the case, the prompt sent, the image as a reference."""
+    inputs: dict[str, Any] = {"filename": case.filename, "case_id": case.case_id,
+                              "task": task.value, "model": model,
+                              "prompt": {"name": prompts.get(task, ""),
+                                         "version": request.prompt_version},
+                              "text": request.prompt}
+    if request.image_png is not None:
+        w, h = request.image_size or (case.image_width, case.image_height)
+        inputs["image"] = {"sha256": request.image_sha256, "width": w, "height": h,
+                           "path": str(case.image_path)}
+    return inputs
+
+
 def _recording(span: Any) -> bool:
     """False for the no-op span MLflow hands out when tracing is disabled or failed."""
     return bool(getattr(span, "trace_id", None)) and span.trace_id != "MLFLOW_NO_OP_SPAN_TRACE_ID"
@@ -199,9 +216,13 @@ class Tracer:
         self.model = model
         self.prompts = {t: name for t, name in (prompts or {}).items()}
         self.frame = Frame(frame) if frame else None
-        self.trace_ids: dict[tuple[str, Task], str] = {}
+        self.trace_ids: dict[tuple[str, Task], str] = {}  # every model call's: own or linked
+        self.own: set[str] = set()  # the model-call traces this run logged itself
+        self.pending_links: list[Any] = []  # linking.LinkedCall of cache hits, until settled
+        self.linked: list[str] = []  # traces of other runs' calls linked to this run
         self.judge_trace_ids: list[str] = []
         self.seconds = 0.0  # time spent in span bookkeeping on the caller's thread
+        self.link_seconds = 0.0  # time spent settling linked traces
         if mlflow.get_tracking_uri().startswith("sqlite"):
             # sqlite takes one writer at a time: MLflow's 10 export threads only contend for
             # its lock (300 traces: 25 s with 10, 14 s with 1). Read when the export queue
@@ -217,31 +238,68 @@ class Tracer:
 
     def _open_call(self, case: Case, task: Task, request: Request, cached: bool
                    ) -> CallSpan | None:
-        inputs = {"filename": case.filename, "case_id": case.case_id, "task": task.value,
-                  "model": self.model,
-                  "prompt": {"name": self.prompts.get(task, ""),
-                             "version": request.prompt_version},
-                  "text": request.prompt}
-        if request.image_png is not None:
-            w, h = request.image_size or (case.image_width, case.image_height)
-            inputs["image"] = {"sha256": request.image_sha256, "width": w, "height": h,
-                               "path": str(case.image_path)}
+        return self.open_with_inputs(case, task, call_inputs(case, task, request, self.model,
+                                                             self.prompts), cached)
+
+    def open_with_inputs(self, case: Case, task: Task, inputs: dict[str, Any], cached: bool
+                         ) -> CallSpan | None:
+        """A model call's root span from its inputs (`call_inputs`); None if not recording."""
         span = mlflow.start_span_no_context(
             SPAN_NAME.format(task=task.value), span_type=SpanType.LLM, inputs=inputs,
             attributes={"nova.task": task.value, "nova.filename": case.filename,
                         _compat.MODEL: self.model},
             tags={"nova.task": task.value, "nova.filename": case.filename,
                   "nova.case_id": case.case_id, "nova.cached": str(cached).lower(),
-                  "nova.prompt_version": request.prompt_version, ROLE_TAG: "model"},
+                  "nova.prompt_version": inputs["prompt"]["version"], ROLE_TAG: "model"},
             metadata={_compat.SOURCE_RUN: self.run_id},
             experiment_id=self.experiment_id)
         if not _recording(span):
             return None
         call = CallSpan(span, self.frame, case)
         self.trace_ids[(case.filename, task)] = call.trace_id
+        self.own.add(call.trace_id)
         _compat.set_request_preview(call.trace_id, {"filename": case.filename,
                                              "case_id": case.case_id, "task": task.value})
         return call
+
+    @contextmanager
+    def relog(self, case: Case, task: Task, inputs: dict[str, Any]) -> Iterator[CallSpan | None]:
+        """A cached answer's trace logged anew (its linked trace could not be linked)."""
+        with self._root(partial(self.open_with_inputs, case, task, inputs, True), "trace") as c:
+            yield c
+
+    def trace_id_of(self, filename: str, task: Task) -> str | None:
+        """The trace of this run's call for (filename, task), its own or a linked one."""
+        return self.trace_ids.get((filename, task))
+
+    @contextmanager
+    def linked_span(self, case: Case, task: Task, request: Request, trace_id: str
+                    ) -> Iterator[Any]:
+        """A cache hit whose answer came from the call traced as `trace_id`: no trace of its
+        own; that trace is linked to this run by `settle_links` (tracking/linking.py)."""
+        from nova_mlflow.tracking.linking import LinkedCall
+
+        if trace_id in self.own or trace_id in self.trace_ids.values():
+            # already a trace of this run (two cases with one cached answer): one of its own
+            with self.span(case, task, request, cached=True) as call:
+                yield call
+            return
+        call = LinkedCall(trace_id, case, task,
+                          call_inputs(case, task, request, self.model, self.prompts))
+        self.trace_ids[(case.filename, task)] = trace_id
+        self.pending_links.append(call)
+        yield call
+
+    def settle_links(self) -> dict[tuple[str, Task], str]:
+        """Link the traces of this run's cache hits; {(filename, task): trace logged instead}
+        for those whose trace could not be linked (see tracking/linking.py)."""
+        from nova_mlflow.tracking.linking import settle
+
+        t0 = time.perf_counter()
+        try:
+            return settle(self)
+        finally:
+            self.link_seconds += time.perf_counter() - t0
 
     @contextmanager
     def judge_span(self, request: Request, *, judge_model: str, prompt_name: str,
