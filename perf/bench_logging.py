@@ -62,13 +62,14 @@ def _free_port() -> int:
 
 
 @contextmanager
-def mlflow_server(tmp: Path):
-    """`mlflow server --workers 1` on 127.0.0.1 in its own process group; yields (url, start_s)."""
+def mlflow_server(tmp: Path, backend: str | None = None, workers: int = 1):
+    """`mlflow server --workers N` on 127.0.0.1 in its own process group (backend store: a
+    sqlite file in `tmp`, or the `backend` URI); yields (url, start_s)."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     mlflow_bin = Path(sys.executable).with_name("mlflow")
-    cmd = [str(mlflow_bin), "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
-           "--backend-store-uri", f"sqlite:///{tmp / 's.db'}",
+    cmd = [str(mlflow_bin), "server", "--workers", str(workers), "--host", "127.0.0.1",
+           "--port", str(port), "--backend-store-uri", backend or f"sqlite:///{tmp / 's.db'}",
            "--artifacts-destination", str(tmp / "a"), "--serve-artifacts"]
     log = open(tmp / "server.log", "w")
     t = time.perf_counter()

@@ -573,19 +573,50 @@ def _ui_failure(what: str, page, root: Path, exc: BaseException) -> str:
             f"--- mlflow ui log (tail) ---\n{server}\n--- screenshot: {shot}")
 
 
+RELABEL = "Relabelled diagnosis"
+
+
+def _relabelled(demo_dir: Path, dest: Path) -> Path:
+    """The demo set with every final diagnosis replaced: same images, history and captions,
+    so the model's answers come from the response cache, scored against other labels."""
+    import csv
+    import shutil
+
+    from nova_mlflow.data.demo import CSV_NAME
+
+    shutil.copytree(demo_dir, dest)
+    with open(dest / CSV_NAME, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = reader.fieldnames, list(reader)
+    for i, row in enumerate(rows):
+        row["final_diagnosis"] = f"{RELABEL} {i:02d}"
+    with open(dest / CSV_NAME, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return dest
+
+
 @pytest.mark.slow
 def test_evaluation_runs_view_lists_the_assessments(tmp_path, demo_dir, own_cache, server):
-    """Two prompt versions, compared case by case in the UI's Evaluation runs view."""
+    """Two prompt versions, compared case by case in the UI's Evaluation runs view; a cached
+    re-run on relabelled ground truth lists dx-v2's (linked) traces with its own scores, and
+    dx-v2 keeps showing its own."""
     sync_api = _playwright_or_skip()
     import tempfile
 
     for v in ("v1", "v2"):
         _run("--data", str(demo_dir), "--tasks", "diagnosis", "--prompt", f"diagnosis={v}",
              "--run-name", f"dx-{v}", "--experiment", "ui-review")
+    relabelled = _relabelled(demo_dir, tmp_path / "relabelled")
+    m = _run("--data", str(relabelled), "--tasks", "diagnosis", "--prompt", "diagnosis=v2",
+             "--run-name", "gt-relabelled", "--experiment", "ui-review")
+    assert m["run/cache_hits"] == LIMIT and m["diagnosis/top5"] == 0
     runs = {r.info.run_name: r for r in _runs(tmp_path)}
     exp_id = runs["dx-v1"].info.experiment_id
     trace_ids = {name: {t.info.trace_id for t in _traces(r)} for name, r in runs.items()}
     assert all(len(ids) == LIMIT for ids in trace_ids.values()), trace_ids
+    assert trace_ids.pop("gt-relabelled") == trace_ids["dx-v2"]  # linked, not logged again
     url, stop = _start_ui(os.environ["MLFLOW_TRACKING_URI"], tmp_path)
     try:
         with sync_api.sync_playwright() as p:
@@ -626,6 +657,20 @@ def test_evaluation_runs_view_lists_the_assessments(tmp_path, demo_dir, own_cach
                     page.wait_for_selector(f"text={sorted(trace_ids['dx-v1'])[0]}")
                     page.screenshot(path=str(tmp_path / "compare-runs.png"))
                     compared = page.inner_text("body")
+                    # the relabelled re-run: dx-v2's traces, with the re-run's expectations
+                    step = "opening gt-relabelled's Traces tab (dx-v2's traces, linked)"
+                    page.goto(f"{url}/#/experiments/{exp_id}/runs/"
+                              f"{runs['gt-relabelled'].info.run_id}/evaluations")
+                    page.wait_for_selector(f"text={RELABEL}")
+                    page.wait_for_selector("text=answer_status")
+                    page.screenshot(path=str(tmp_path / "relabelled-run.png"))
+                    relabelled_body = page.inner_text("body")
+                    step = "opening dx-v2's Traces tab again"
+                    page.goto(f"{url}/#/experiments/{exp_id}/runs/"
+                              f"{runs['dx-v2'].info.run_id}/evaluations")
+                    page.wait_for_selector("text=answer_status")
+                    page.screenshot(path=str(tmp_path / "dx-v2-run.png"))
+                    own_body = page.inner_text("body")
                 except sync_api.Error as exc:
                     pytest.fail(_ui_failure(step, page, tmp_path, exc), pytrace=False)
             finally:
@@ -642,6 +687,15 @@ def test_evaluation_runs_view_lists_the_assessments(tmp_path, demo_dir, own_cach
     excerpt = " ".join(compared.split())[:1500]
     assert all(t in compared for tids in trace_ids.values() for t in tids), excerpt
     assert "null" not in compared, excerpt
+    # a trace shared by two runs shows each run its own expectations and scores in its rows
+    # (the assessments name their run; the column summaries on top are MLflow's aggregate of
+    # every assessment on the run's traces, whichever run logged it: not checked here)
+    excerpt = " ".join(relabelled_body.split())[:1500]
+    assert all(t in relabelled_body for t in trace_ids["dx-v2"]), excerpt
+    assert relabelled_body.count(RELABEL) == LIMIT, excerpt  # one per row: its own label
+    excerpt = " ".join(own_body.split())[:1500]
+    assert all(t in own_body for t in trace_ids["dx-v2"]), excerpt
+    assert RELABEL not in own_body and RELABEL not in body, excerpt
 
 
 def test_evaluate_traces_its_judge_calls(tmp_path, demo_dir, own_cache, server, monkeypatch):

@@ -120,8 +120,8 @@ class _ModelCalls:
             if k in relogged:
                 answer = answer.model_copy(update={"trace_id": relogged[k]})
                 changed[k] = answer
-                if self.store is not None and k in self.hits:
-                    self.store.set_trace_id(self.hits[k][0], relogged[k])
+                if self.store is not None and k in self.hits and k in self.tracer.gone:
+                    self.store.set_trace_id(self.hits[k][0], relogged[k])  # link it next time
             self.on_answer(answer)
         self.deferred.clear()
         return [changed.get((a.filename, a.task), a) for a in answers]

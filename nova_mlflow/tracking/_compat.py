@@ -115,7 +115,7 @@ def insert_assessments(entities: list[Any]) -> bool:
         if not isinstance(store, SqlAlchemyStore) or rollups_enabled():
             return False
         ids = sorted({e.trace_id for e in entities})
-        with store.ManagedSessionMaker() as session:
+        with store.ManagedSessionMaker(read_only=False) as session:
             rows = {}
             for i in range(0, len(ids), 500):
                 chunk = ids[i:i + 500]
@@ -136,4 +136,131 @@ def insert_assessments(entities: list[Any]) -> bool:
         return True
     except Exception as exc:  # noqa: BLE001 - any surprise: the public API
         log.debug("bulk assessment insert unavailable (%s); using the public API", exc)
+        return False
+
+
+# --- trace export (tracking/export.py) ---------------------------------------------------------
+# MLflow's exporter (mlflow.tracing.export.mlflow_v3) puts two tasks per ended trace on its
+# async queue: `_log_spans` (incremental spans) and `_log_trace` (the whole trace). Public
+# fallback for all three: MLflow's own export (no swap).
+
+def export_task_kind(task: Any) -> str:
+    """"spans" (an incremental span export), "trace" (a whole trace with no prompts to link
+    and no attachments: safe to write in a batch) or "other"."""
+    name = getattr(getattr(task, "handler", None), "__name__", "")
+    args = tuple(getattr(task, "args", ()) or ())
+    if name == "_log_spans":
+        return "spans"
+    if name == "_log_trace" and args and not any(args[1:3]):
+        trace = args[0]
+        spans = getattr(getattr(trace, "data", None), "spans", None)
+        if spans is not None and not any(getattr(s, "_attachments", None) for s in spans):
+            return "trace"
+    return "other"
+
+
+def swap_export_queue(make: Any) -> Any:
+    """Put `make(mlflow_queue, tracing_client)` in place of the active MLflow trace
+    exporter's async queue; returns it, or None when the exporter is not as expected."""
+    try:
+        from mlflow.tracing.provider import _get_trace_exporter, _get_tracer
+
+        exporter = _get_trace_exporter()
+        if exporter is None:  # the tracer provider is set up lazily: do it now
+            _get_tracer(__name__)
+            exporter = _get_trace_exporter()
+        inner = getattr(exporter, "_async_queue", None)
+        client = getattr(exporter, "_client", None)
+        if inner is None or client is None or not hasattr(inner, "put") \
+                or not hasattr(client, "start_trace") or not hasattr(client, "log_spans"):
+            return None
+        if getattr(inner, "inner", None) is not None:  # already ours
+            return inner
+        queue = make(inner, client)
+        exporter._async_queue = queue
+        return queue
+    except Exception as exc:  # noqa: BLE001 - MLflow's own export
+        log.debug("trace export not batched (%s)", exc)
+        return None
+
+
+def export_queue_is(queue: Any) -> bool:
+    """Whether `queue` is the active exporter's queue (a new tracer provider makes a new one)."""
+    try:
+        from mlflow.tracing.provider import _get_trace_exporter
+
+        return getattr(_get_trace_exporter(), "_async_queue", None) is queue
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def add_trace_size_stats(trace: Any) -> None:
+    """The size metadata MLflow's exporter adds to a trace before writing it."""
+    try:
+        from mlflow.tracing.utils import add_size_stats_to_trace_metadata
+
+        add_size_stats_to_trace_metadata(trace)
+    except Exception as exc:  # noqa: BLE001 - metadata only
+        log.debug("trace size stats not added (%s)", exc)
+
+
+def insert_traces(client: Any, traces: list[Any]) -> bool:
+    """Create the rows of new traces (info, tags, metadata) in ONE transaction on a local
+    SQL store; False to fall back to one `start_trace` per trace (public store API).
+
+    Mirrors SqlAlchemyStore.start_trace for a trace not in the store yet (its fast path),
+    minus its per-trace commit and experiment lookup; traces with assessments, a store with
+    trace rollups or workspaces, or any surprise: False, nothing written.
+    """
+    try:
+        from mlflow.entities.lifecycle_stage import LifecycleStage
+        from mlflow.store.tracking.dbmodels.models import (
+            SqlTraceInfo,
+            SqlTraceMetadata,
+            SqlTraceTag,
+        )
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        from mlflow.store.tracking.utils.sql_trace_rollups import rollups_enabled
+        from mlflow.store.tracking.utils.trace_analytics import (
+            PROMOTED_TRACE_METADATA_KEYS,
+            analytics_columns_from_metadata,
+            validate_trace_name,
+        )
+        from mlflow.tracing.constant import TraceMetadataKey, TraceTagKey
+
+        store = getattr(client, "store", None)
+        if type(store) is not SqlAlchemyStore or rollups_enabled() \
+                or any(t.info.assessments for t in traces):
+            return False
+        experiments: dict[str, Any] = {}
+        rows = []
+        for trace in traces:
+            info = trace.info
+            exp = experiments.get(info.experiment_id)
+            if exp is None:
+                exp = experiments[info.experiment_id] = store.get_experiment(info.experiment_id)
+                if exp.lifecycle_stage != LifecycleStage.ACTIVE:
+                    return False
+            metadata = dict(info.trace_metadata.items())
+            row = SqlTraceInfo(
+                request_id=info.trace_id, experiment_id=info.experiment_id,
+                timestamp_ms=info.request_time, execution_time_ms=info.execution_duration,
+                status=info.state.value, client_request_id=info.client_request_id,
+                request_preview=info.request_preview, response_preview=info.response_preview,
+                trace_name=validate_trace_name(info.tags.get(TraceTagKey.TRACE_NAME)),
+                **analytics_columns_from_metadata(metadata))
+            row.tags = [SqlTraceTag(request_id=info.trace_id, key=k, value=v)
+                        for k, v in info.tags.items() if k != TraceTagKey.TRACE_NAME] + [
+                store._get_trace_artifact_location_tag(exp, info.trace_id)]
+            for key in PROMOTED_TRACE_METADATA_KEYS:
+                metadata.pop(key, None)
+            metadata[TraceMetadataKey.TRACE_INFO_FINALIZED] = "true"
+            row.request_metadata = [SqlTraceMetadata(request_id=info.trace_id, key=k, value=v)
+                                    for k, v in sorted(metadata.items())]
+            rows.append(row)
+        with store.ManagedSessionMaker(read_only=False) as session:
+            session.add_all(rows)
+        return True
+    except Exception as exc:  # noqa: BLE001 - any surprise (a row already there): public API
+        log.debug("bulk trace insert unavailable (%s); one start_trace per trace", exc)
         return False

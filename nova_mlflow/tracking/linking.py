@@ -78,14 +78,16 @@ def trace_cases(trace_ids: list[str], experiment_id: str) -> dict[str, tuple[str
 def settle(tracer: Any) -> dict[tuple[str, Task], str]:
     """Link the tracer's pending cache-hit traces to its run; log the rest anew.
 
-    Returns {(filename, task): new trace id} for the cases traced anew. Never raises: a
-    failure to look up or link falls back to logging the traces anew.
+    Returns {(filename, task): new trace id} for the cases traced anew; those whose trace
+    was not found at all (not merely another case's) are also put in `tracer.gone`. Never
+    raises: a failure to look up or link falls back to logging the traces anew.
     """
     pending: list[LinkedCall] = tracer.pending_links
     tracer.pending_links = []
     if not pending:
         return {}
     ok: list[LinkedCall] = []
+    found: dict[str, tuple[str, str]] = {}
     try:
         found = trace_cases([c.trace_id for c in pending], tracer.experiment_id)
         ok = [c for c in pending if found.get(c.trace_id) == (c.case.filename, c.task.value)]
@@ -104,6 +106,8 @@ def settle(tracer: Any) -> dict[tuple[str, Task], str]:
             continue
         key = (c.case.filename, c.task)
         tracer.trace_ids.pop(key, None)
+        if c.trace_id not in found:
+            tracer.gone.add(key)
         with tracer.relog(c.case, c.task, c.inputs) as call:
             if call is not None:
                 call.finish(c.answer)

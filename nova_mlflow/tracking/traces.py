@@ -63,6 +63,7 @@ from nova_mlflow.providers.base import Request
 from nova_mlflow.schemas import Answer, Case, Task
 from nova_mlflow.secrets import redact
 from nova_mlflow.tracking import _compat
+from nova_mlflow.tracking.export import batch_exports
 
 log = logging.getLogger("nova_mlflow")
 
@@ -70,6 +71,7 @@ SPAN_NAME = "nova.{task}"
 JUDGE_TASK = "diagnosis-judge"  # the task name of a judge call's trace (tag nova.task)
 ROLE_TAG = "nova.role"  # "model" or "judge"
 EXPORT_WORKERS_VAR = "MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS"
+QUEUE_SIZE_VAR = "MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE"
 
 
 class _RootSpan:
@@ -220,14 +222,20 @@ class Tracer:
         self.own: set[str] = set()  # the model-call traces this run logged itself
         self.pending_links: list[Any] = []  # linking.LinkedCall of cache hits, until settled
         self.linked: list[str] = []  # traces of other runs' calls linked to this run
+        self.gone: set[tuple[str, Task]] = set()  # cache hits whose trace was not found
         self.judge_trace_ids: list[str] = []
         self.seconds = 0.0  # time spent in span bookkeeping on the caller's thread
         self.link_seconds = 0.0  # time spent settling linked traces
-        if mlflow.get_tracking_uri().startswith("sqlite"):
+        uri = mlflow.get_tracking_uri()
+        if uri.startswith("sqlite"):
             # sqlite takes one writer at a time: MLflow's 10 export threads only contend for
             # its lock (300 traces: 25 s with 10, 14 s with 1). Read when the export queue
             # is first built; a value the user set is kept.
             os.environ.setdefault(EXPORT_WORKERS_VAR, "1")
+        # MLflow drops traces once its export queue holds 1,000 tasks (two per trace): a run
+        # ends traces faster than a store writes them one by one. Never drop one of ours.
+        os.environ.setdefault(QUEUE_SIZE_VAR, "1000000")
+        self.export = batch_exports(uri)  # batched writes on a SQL store (tracking/export.py)
 
     @contextmanager
     def span(self, case: Case, task: Task, request: Request, *, cached: bool = False
@@ -381,6 +389,7 @@ class Tracer:
 
         t0 = time.perf_counter()
         n = log_assessments(case_assessments(self.trace_ids, scores, cases), self.run_id)
-        log.info("%d assessments on %d traces logged in %.1f s", n, len(self.trace_ids),
-                 time.perf_counter() - t0)
+        log.info("%d assessments on %d traces (%d linked, settled in %.1f s) logged in %.1f s "
+                 "(waiting for the trace export included)", n, len(self.trace_ids),
+                 len(self.linked), self.link_seconds, time.perf_counter() - t0)
         return n
