@@ -13,12 +13,10 @@ import sys
 from pathlib import Path
 
 import click
-from pydantic import ValidationError
 
 from nova_mlflow import __version__
 from nova_mlflow.errors import InputError, NovaError
-from nova_mlflow.schemas import Frame
-from nova_mlflow.schemas import Task
+from nova_mlflow.names import Frame, Task
 
 log = logging.getLogger("nova_mlflow")
 
@@ -69,6 +67,8 @@ def _call(fn, *args, **kwargs):
     Anything a library prints (MLflow prints "View run ... at ..." for server runs) goes to
     stderr: stdout is reserved for the one --json object.
     """
+    from pydantic import ValidationError  # here, not at import: `--help` stays light
+
     try:
         with contextlib.redirect_stdout(sys.stderr):
             return fn(*args, **kwargs)

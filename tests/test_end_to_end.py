@@ -196,3 +196,26 @@ def test_mlflow_run_project_failure_is_marked_failed(tmp_path, demo_dir):
     assert proc.returncode != 0
     _, run = _only_run(tmp_path)
     assert run.info.status == "FAILED"
+
+
+HEAVY = ("mlflow", "pandas", "numpy", "pydantic", "matplotlib", "nltk", "scipy", "sklearn",
+         "pycocotools", "openai", "google.genai", "nilearn", "PIL", "sqlalchemy")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["evaluate", "--help"],
+                                  ["--version"]])
+def test_help_imports_nothing_heavy(argv):
+    """`nova-mlflow --help` (and a command's) prints without importing MLflow, pandas,
+    numpy, pydantic or any other heavy module (checked in a fresh interpreter)."""
+    code = ("import sys, json\n"
+            "from nova_mlflow.cli import main\n"
+            "try:\n"
+            f"    main({argv!r}, prog_name='nova-mlflow')\n"
+            "except SystemExit as e:\n"
+            "    assert e.code in (0, None), e.code\n"
+            f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]), file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Usage:" in out.stdout or "version" in out.stdout
+    assert json.loads(out.stderr.strip().splitlines()[-1]) == []
