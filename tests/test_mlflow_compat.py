@@ -376,3 +376,31 @@ def test_bulk_trace_insert_writes_nothing_when_a_trace_exists():
     assert _compat.insert_traces(client, [fresh]) is True
     new.end()
     mlflow.flush_trace_async_logging()
+
+
+def test_trace_lookup_is_what_search_traces_finds():
+    """The linking lookup through the store's tables gives what the public search_traces
+    gives: the traces of the experiment among the ids, with their case tags."""
+    import mlflow
+
+    from nova_mlflow.tracking import linking
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    exp = mlflow.set_experiment("lookup").experiment_id
+    other = mlflow.set_experiment("lookup-other").experiment_id
+    ids = []
+    for i, e in enumerate((exp, exp, other)):
+        span = mlflow.start_span_no_context("x", experiment_id=e, tags={
+            "nova.filename": f"case{i}.png", "nova.task": "diagnosis"} if i else {})
+        span.end()
+        ids.append(span.trace_id)
+    mlflow.flush_trace_async_logging()
+    asked = ids + ["tr-" + "f" * 32]
+    fast = _compat.trace_cases(asked, exp)
+    assert fast == {ids[0]: ("", ""), ids[1]: ("case1.png", "diagnosis")}
+    orig = _compat.trace_cases
+    _compat.trace_cases = lambda *a: None  # the public fallback
+    try:
+        assert linking.trace_cases(asked, exp) == fast
+    finally:
+        _compat.trace_cases = orig

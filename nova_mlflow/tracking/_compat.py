@@ -15,7 +15,13 @@ The shortcuts, and why each is worth keeping (figures in BENCHMARKS.md):
   by) set to the case key instead of the prompt text; there is no public setter (fallback:
   MLflow's own preview, which pairs no rows across prompt versions).
 - `insert_assessments`: every assessment of a run in ONE sqlite transaction instead of one
-  per assessment (~25 ms each; a 906-case run has ~10,000) (public: `mlflow.log_assessment`).
+  per assessment (~25 ms each; a 906-case run has ~15,000) (public: `mlflow.log_assessment`).
+- `trace_cases`: which of a cached re-run's traces are in its experiment, and their case
+  tags, without loading their assessments (one per run that used them) (public:
+  `mlflow.search_traces(filter_string="trace.request_id IN (...)")`).
+- `swap_export_queue`, `export_task_kind`, `insert_traces`, `add_trace_size_stats`: ended
+  traces written 100 at a time (tracking/export.py) instead of MLflow's two transactions per
+  trace, which cannot keep up with a run's calls (public: MLflow's own export).
 - `SOURCE_RUN`, `CHAT_USAGE`, `MODEL`: reserved trace metadata / span attribute keys that
   link a trace to its run and show token usage and model in the UI (public: a span opened
   inside an active run is linked to it; MLflow's autolog sets usage).
@@ -103,9 +109,12 @@ def insert_assessments(entities: list[Any]) -> bool:
     """Insert assessments in one transaction on a local SQL store; False to fall back.
 
     Mirrors SqlAlchemyStore.create_assessment minus its per-row commit (the assessment's
-    experiment id and trace timestamp are copied from the trace row, as it does).
+    experiment id and trace timestamp are copied from the trace row, as it does): the rows
+    SqlAssessments.from_mlflow_entity builds, written by one executemany.
     """
     try:
+        from sqlalchemy import insert
+
         from mlflow.store.tracking.dbmodels.models import SqlAssessments, SqlTraceInfo
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
         from mlflow.store.tracking.utils.sql_trace_rollups import rollups_enabled
@@ -115,28 +124,63 @@ def insert_assessments(entities: list[Any]) -> bool:
         if not isinstance(store, SqlAlchemyStore) or rollups_enabled():
             return False
         ids = sorted({e.trace_id for e in entities})
+        columns = [c.key for c in SqlAssessments.__table__.columns]
         with store.ManagedSessionMaker(read_only=False) as session:
-            rows = {}
+            traces: dict[str, tuple[Any, Any]] = {}
             for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                rows.update({r.request_id: r for r in session.query(SqlTraceInfo).filter(
-                    SqlTraceInfo.request_id.in_(chunk))})
-            missing = [t for t in ids if t not in rows]
+                traces.update({r[0]: (r[1], r[2]) for r in session.query(
+                    SqlTraceInfo.request_id, SqlTraceInfo.experiment_id,
+                    SqlTraceInfo.timestamp_ms).filter(
+                    SqlTraceInfo.request_id.in_(ids[i:i + 500]))})
+            missing = [t for t in ids if t not in traces]
             if missing:
                 log.warning("%d trace(s) not in the store; their assessments are skipped",
                             len(missing))
+            rows = []
             for e in entities:
-                info = rows.get(e.trace_id)
-                if info is None:
+                if e.trace_id not in traces:
                     continue
                 sql = SqlAssessments.from_mlflow_entity(e)
-                sql.experiment_id = info.experiment_id
-                sql.trace_timestamp_ms = info.timestamp_ms
-                session.add(sql)
+                sql.experiment_id, sql.trace_timestamp_ms = traces[e.trace_id]
+                rows.append({k: getattr(sql, k) for k in columns})
+            if rows:
+                session.execute(insert(SqlAssessments.__table__), rows)
         return True
     except Exception as exc:  # noqa: BLE001 - any surprise: the public API
         log.debug("bulk assessment insert unavailable (%s); using the public API", exc)
         return False
+
+
+def trace_cases(trace_ids: list[str], experiment_id: str) -> dict[str, tuple[str, str]] | None:
+    """{trace id: (its nova.filename tag, its nova.task tag)} of those traces that are in the
+    experiment, read from the trace tables of a local SQL store (two columns, no assessments);
+    None to fall back to the public `mlflow.search_traces` (tracking/linking.py)."""
+    try:
+        from mlflow.store.tracking.dbmodels.models import SqlTraceInfo, SqlTraceTag
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        from mlflow.tracking._tracking_service.utils import _get_store
+
+        store = _get_store()
+        if not isinstance(store, SqlAlchemyStore):
+            return None
+        out: dict[str, dict[str, str]] = {}
+        with store.ManagedSessionMaker() as session:
+            for i in range(0, len(trace_ids), 500):
+                chunk = trace_ids[i:i + 500]
+                found = {r[0] for r in session.query(SqlTraceInfo.request_id).filter(
+                    SqlTraceInfo.request_id.in_(chunk),
+                    SqlTraceInfo.experiment_id == int(experiment_id))}
+                for tid, key, value in session.query(
+                        SqlTraceTag.request_id, SqlTraceTag.key, SqlTraceTag.value).filter(
+                        SqlTraceTag.request_id.in_(list(found)),
+                        SqlTraceTag.key.in_(("nova.filename", "nova.task"))):
+                    out.setdefault(tid, {})[key] = value
+                for tid in found:
+                    out.setdefault(tid, {})
+        return {t: (d.get("nova.filename", ""), d.get("nova.task", "")) for t, d in out.items()}
+    except Exception as exc:  # noqa: BLE001 - the public API
+        log.debug("trace lookup through the store unavailable (%s); search_traces", exc)
+        return None
 
 
 # --- trace export (tracking/export.py) ---------------------------------------------------------

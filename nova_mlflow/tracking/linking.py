@@ -27,6 +27,7 @@ How:
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from nova_mlflow.schemas import Answer, Case, Task
+from nova_mlflow.tracking import _compat
 
 log = logging.getLogger("nova_mlflow")
 
@@ -62,6 +64,9 @@ class LinkedCall:
 
 def trace_cases(trace_ids: list[str], experiment_id: str) -> dict[str, tuple[str, str]]:
     """{trace id: (nova.filename, nova.task)} of those traces found in the experiment."""
+    fast = _compat.trace_cases(trace_ids, experiment_id)
+    if fast is not None:
+        return fast
     out: dict[str, tuple[str, str]] = {}
     for i in range(0, len(trace_ids), LOOKUP_BATCH):
         chunk = trace_ids[i:i + LOOKUP_BATCH]
@@ -88,9 +93,12 @@ def settle(tracer: Any) -> dict[tuple[str, Task], str]:
         return {}
     ok: list[LinkedCall] = []
     found: dict[str, tuple[str, str]] = {}
+    t0 = time.perf_counter()
+    t1 = t0
     try:
         found = trace_cases([c.trace_id for c in pending], tracer.experiment_id)
         ok = [c for c in pending if found.get(c.trace_id) == (c.case.filename, c.task.value)]
+        t1 = time.perf_counter()
         client = MlflowClient()
         for i in range(0, len(ok), LINK_BATCH):
             client.link_traces_to_run([c.trace_id for c in ok[i:i + LINK_BATCH]],
@@ -113,6 +121,7 @@ def settle(tracer: Any) -> dict[tuple[str, Task], str]:
                 call.finish(c.answer)
                 relogged[key] = call.trace_id
     if ok or relogged:
-        log.info("traces of %d cached answers linked to the run, %d logged anew", len(ok),
-                 len(relogged))
+        log.info("traces of %d cached answers linked to the run, %d logged anew (lookup "
+                 "%.2f s, links %.2f s)", len(ok), len(relogged), t1 - t0,
+                 time.perf_counter() - t1)
     return relogged
