@@ -348,6 +348,23 @@ def test_batched_trace_export_reads_back_like_mlflows_own():
     assert found[ours].info.token_usage == found[theirs].info.token_usage == {
         "input_tokens": 5, "output_tokens": 2, "total_tokens": 7}
     assert _normalised(found[ours], {ours: "TRACE"}) == _normalised(found[theirs], {theirs: "TRACE"})
+    # and the rows themselves: every column of the trace row, the tag and metadata keys
+    from mlflow.store.tracking.dbmodels.models import SqlTraceInfo, SqlTraceMetadata, SqlTraceTag
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    skip = {"request_id", "timestamp_ms", "execution_time_ms"}
+    with _get_store().ManagedSessionMaker() as session:
+        def row(tid):
+            r = session.query(SqlTraceInfo).filter_by(request_id=tid).one()
+            return {c.key: getattr(r, c.key) for c in SqlTraceInfo.__table__.columns
+                    if c.key not in skip}
+
+        def keys(model, tid):
+            return sorted(r.key for r in session.query(model).filter_by(request_id=tid))
+
+        assert row(ours) == row(theirs)
+        assert keys(SqlTraceTag, ours) == keys(SqlTraceTag, theirs)
+        assert keys(SqlTraceMetadata, ours) == keys(SqlTraceMetadata, theirs)
 
 
 def test_bulk_trace_insert_writes_nothing_when_a_trace_exists():

@@ -257,6 +257,8 @@ def insert_traces(client: Any, traces: list[Any]) -> bool:
     trace rollups or workspaces, or any surprise: False, nothing written.
     """
     try:
+        from sqlalchemy import insert
+
         from mlflow.entities.lifecycle_stage import LifecycleStage
         from mlflow.store.tracking.dbmodels.models import (
             SqlTraceInfo,
@@ -277,7 +279,7 @@ def insert_traces(client: Any, traces: list[Any]) -> bool:
                 or any(t.info.assessments for t in traces):
             return False
         experiments: dict[str, Any] = {}
-        rows = []
+        rows, tags, metas = [], [], []
         for trace in traces:
             info = trace.info
             exp = experiments.get(info.experiment_id)
@@ -293,17 +295,26 @@ def insert_traces(client: Any, traces: list[Any]) -> bool:
                 request_preview=info.request_preview, response_preview=info.response_preview,
                 trace_name=validate_trace_name(info.tags.get(TraceTagKey.TRACE_NAME)),
                 **analytics_columns_from_metadata(metadata))
-            row.tags = [SqlTraceTag(request_id=info.trace_id, key=k, value=v)
-                        for k, v in info.tags.items() if k != TraceTagKey.TRACE_NAME] + [
-                store._get_trace_artifact_location_tag(exp, info.trace_id)]
+            rows.append(row)
+            tags += [{"request_id": info.trace_id, "key": k, "value": v}
+                     for k, v in info.tags.items() if k != TraceTagKey.TRACE_NAME]
+            loc = store._get_trace_artifact_location_tag(exp, info.trace_id)
+            tags.append({"request_id": info.trace_id, "key": loc.key, "value": loc.value})
             for key in PROMOTED_TRACE_METADATA_KEYS:
                 metadata.pop(key, None)
             metadata[TraceMetadataKey.TRACE_INFO_FINALIZED] = "true"
-            row.request_metadata = [SqlTraceMetadata(request_id=info.trace_id, key=k, value=v)
-                                    for k, v in sorted(metadata.items())]
-            rows.append(row)
+            metas += [{"request_id": info.trace_id, "key": k, "value": v}
+                      for k, v in sorted(metadata.items())]
+        # columns the ORM would leave to the database when unset (server defaults) stay unset
+        columns = [c.key for c in SqlTraceInfo.__table__.columns
+                   if c.server_default is None or any(getattr(r, c.key) is not None for r in rows)]
+        infos = [{k: getattr(r, k) for k in columns} for r in rows]
         with store.ManagedSessionMaker(read_only=False) as session:
-            session.add_all(rows)
+            session.execute(insert(SqlTraceInfo.__table__), infos)
+            if tags:
+                session.execute(insert(SqlTraceTag.__table__), tags)
+            if metas:
+                session.execute(insert(SqlTraceMetadata.__table__), metas)
         return True
     except Exception as exc:  # noqa: BLE001 - any surprise (a row already there): public API
         log.debug("bulk trace insert unavailable (%s); one start_trace per trace", exc)
