@@ -107,6 +107,9 @@ def render(res: dict, meta: dict) -> str:
              f"{meta['server_workers']}` on the same 2 cores for the PostgreSQL rows.", "",
              "| store | strategy | throughput | wait after the last trace | in the store | load |",
              "|---|---|---:|---:|---:|---|"]
+    for extra in meta.get("extra", []):
+        lines.insert(3, "Rows added by `" + extra["cmd"] + f"`, run {extra['date']}, load "
+                     f"{extra['load_start']} -> {extra.get('load_end', '?')}.")
     for store, rows in res.items():
         for r in rows:
             lines.append(f"| {store} | {r['strategy']} | {r['n'] / r['total_s']:.0f} traces/s "
@@ -127,6 +130,7 @@ def main() -> None:
     ap.add_argument("--postgres", default=None, help="PostgreSQL URI for the server's store")
     ap.add_argument("--server-workers", type=int, default=4)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--merge", action="store_true", help="add the rows to the saved results")
     a = ap.parse_args()
     if a.child:
         child(a)
@@ -138,14 +142,23 @@ def main() -> None:
     res: dict[str, list[dict]] = {}
     db = workdir() / "stores" / f"export-{os.getpid()}.db"
     db.parent.mkdir(parents=True, exist_ok=True)
-    res["sqlite"] = [run_one(s, f"sqlite:///{db}", a.n, a.rate) for s in a.strategies.split(",")]
+    if a.strategies:
+        res["sqlite"] = [run_one(s, f"sqlite:///{db}", a.n, a.rate)
+                         for s in a.strategies.split(",")]
     if a.postgres:
         tmp = workdir() / "stores" / f"server-pg-{os.getpid()}"
         with mlflow_server(tmp, backend=a.postgres, workers=a.server_workers) as (url, _):
             res["mlflow server + PostgreSQL"] = [run_one(s, url, a.n, a.rate)
                                                  for s in a.server_strategies.split(",")]
     end_meta(meta)
-    (workdir() / "trace_export.json").write_text(json.dumps({"meta": meta, "results": res}))
+    out = workdir() / "trace_export.json"
+    if a.merge and out.exists():  # add these rows to a saved run's (same section)
+        saved = json.loads(out.read_text())
+        for store, rows in res.items():
+            saved["results"].setdefault(store, []).extend(rows)
+        saved["meta"]["extra"] = saved["meta"].get("extra", []) + [meta]
+        meta, res = saved["meta"], saved["results"]
+    out.write_text(json.dumps({"meta": meta, "results": res}))
     body = render(res, meta)
     print(body)
     if not a.no_write:
