@@ -221,6 +221,7 @@ class Tracer:
         self.trace_ids: dict[tuple[str, Task], str] = {}  # every model call's: own or linked
         self.own: set[str] = set()  # the model-call traces this run logged itself
         self.pending_links: list[Any] = []  # linking.LinkedCall of cache hits, until settled
+        self._linking: set[str] = set()  # their trace ids
         self.linked: list[str] = []  # traces of other runs' calls linked to this run
         self.gone: set[tuple[str, Task]] = set()  # cache hits whose trace was not found
         self.judge_trace_ids: list[str] = []
@@ -287,7 +288,7 @@ class Tracer:
         own; that trace is linked to this run by `settle_links` (tracking/linking.py)."""
         from nova_mlflow.tracking.linking import LinkedCall
 
-        if trace_id in self.own or trace_id in self.trace_ids.values():
+        if trace_id in self.own or trace_id in self._linking:
             # already a trace of this run (two cases with one cached answer): one of its own
             with self.span(case, task, request, cached=True) as call:
                 yield call
@@ -295,6 +296,7 @@ class Tracer:
         call = LinkedCall(trace_id, case, task,
                           call_inputs(case, task, request, self.model, self.prompts))
         self.trace_ids[(case.filename, task)] = trace_id
+        self._linking.add(trace_id)
         self.pending_links.append(call)
         yield call
 
