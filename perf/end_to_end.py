@@ -117,7 +117,7 @@ def env_for(package_root: Path, store: Path, cache: Path) -> dict[str, str]:
 
 def one_repeat(i: int, a: argparse.Namespace, data: Path, answers: Path, server) -> dict:
     """Every row once, in order, on a fresh store and cache; {row: result}."""
-    base = workdir() / "e2e" / f"{a.label}-{i}"
+    base = workdir() / "e2e" / f"{a.label}-{i}-{os.getpid()}"
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
     store = base / "mlflow.db"
@@ -195,7 +195,8 @@ def _cell(rows: dict, row: str) -> str:
     if not rs:
         return "-"
     s = summary([r["wall"] for r in rs])
-    loads = ", ".join(r["load"].split(" / ")[0] for r in rs)
+    ls = [float(r["load"].split(" / ")[0]) for r in rs]
+    loads = ", ".join(f"{x:.1f}" for x in ls) if len(ls) <= 4 else f"{min(ls):.1f}-{max(ls):.1f}"
     if s["n"] == 1:
         return f"{fmt_s(s['median'])} (n=1; load {loads})"
     return (f"{fmt_s(s['median'])} ({fmt_s(s['min'])}-{fmt_s(s['max'])}, n={s['n']}; "
@@ -294,6 +295,8 @@ def main() -> None:
     ap.add_argument("--help-repeats", type=int, default=5)
     ap.add_argument("--only", default=",".join(ROWS))
     ap.add_argument("--keep", action="store_true", help="keep each repeat's store and cache")
+    ap.add_argument("--append", action="store_true",
+                    help="add these repeats to the saved ones of the same label")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--render-only", action="store_true")
     ap.add_argument("--order", default="before,after", help="column order of the labels")
@@ -309,6 +312,13 @@ def main() -> None:
         meta.update(n=a.n, latency=a.latency, concurrency=a.concurrency, package=rev or str(root))
         rows = measure(a)
         end_meta(meta)
+        if a.append and out.exists():  # more repeats of the same label (interleaved runs)
+            saved = json.loads(out.read_text())
+            for row, rs in rows.items():
+                saved["rows"].setdefault(row, []).extend(rs)
+            saved["meta"]["load_end"] = meta["load_end"]
+            saved["meta"]["cmd"] += f"; then `{meta['cmd']}` at {meta['date']}"
+            meta, rows = saved["meta"], saved["rows"]
         out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     saved = {p.stem.removeprefix("end_to_end-"): json.loads(p.read_text())
              for p in sorted(workdir().glob("end_to_end-*.json"))}

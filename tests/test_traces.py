@@ -731,3 +731,24 @@ def test_evaluate_traces_its_judge_calls(tmp_path, demo_dir, own_cache, server, 
         assert span.inputs["prediction"] in {"Glioblastoma", "Brain abscess", "Meningioma"}
         assert span.outputs["status"] in {"answered", "api_error"}
         assert KEY not in json.dumps(t.to_dict())
+
+
+def test_a_failed_link_logs_the_traces_anew(tmp_path, demo_dir, own_cache, server, monkeypatch):
+    """Tracing never costs an answer: when linking fails, each cached answer gets a trace of
+    its own (and no case is listed twice)."""
+    from mlflow import MlflowClient
+
+    _run("--data", str(demo_dir), "--tasks", "diagnosis")
+
+    def refuse(self, trace_ids, run_id):
+        raise RuntimeError("link refused")
+
+    monkeypatch.setattr(MlflowClient, "link_traces_to_run", refuse)
+    m = _run("--data", str(demo_dir), "--tasks", "diagnosis")
+    assert m["run/cache_hits"] == LIMIT
+    first, second = _runs(tmp_path)
+    t1, t2 = _traces(first), _traces(second)
+    assert len(t2) == LIMIT and not {t.info.trace_id for t in t1} & {t.info.trace_id for t in t2}
+    assert {t.info.tags["nova.cached"] for t in t2} == {"true"}
+    assert len({t.info.tags["nova.filename"] for t in t2}) == LIMIT
+    assert {a["trace_id"] for a in _answers(own_cache, second)} == {t.info.trace_id for t in t2}

@@ -94,18 +94,23 @@ def settle(tracer: Any) -> dict[tuple[str, Task], str]:
     ok: list[LinkedCall] = []
     found: dict[str, tuple[str, str]] = {}
     t0 = time.perf_counter()
-    t1 = t0
     try:
         found = trace_cases([c.trace_id for c in pending], tracer.experiment_id)
-        ok = [c for c in pending if found.get(c.trace_id) == (c.case.filename, c.task.value)]
-        t1 = time.perf_counter()
-        client = MlflowClient()
-        for i in range(0, len(ok), LINK_BATCH):
-            client.link_traces_to_run([c.trace_id for c in ok[i:i + LINK_BATCH]],
-                                      tracer.run_id)
     except Exception as exc:  # noqa: BLE001 - tracing never costs an answer: log anew
-        log.warning("could not link the traces of cached answers (%s); logging them anew", exc)
-        ok = []
+        log.warning("could not look up the traces of cached answers (%s); logging them anew",
+                    exc)
+    candidates = [c for c in pending
+                  if found.get(c.trace_id) == (c.case.filename, c.task.value)]
+    t1 = time.perf_counter()
+    client = MlflowClient()
+    for i in range(0, len(candidates), LINK_BATCH):
+        batch = candidates[i:i + LINK_BATCH]
+        try:
+            client.link_traces_to_run([c.trace_id for c in batch], tracer.run_id)
+            ok += batch
+        except Exception as exc:  # noqa: BLE001 - these are logged anew below
+            log.warning("could not link %d traces of cached answers (%s); logging them anew",
+                        len(batch), exc)
     tracer.linked.extend(c.trace_id for c in ok)
     linked = {id(c) for c in ok}
     relogged: dict[tuple[str, Task], str] = {}
