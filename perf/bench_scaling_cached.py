@@ -111,7 +111,7 @@ def render(res: dict, meta: dict) -> str:
                  "median"] for k in KINDS[1:]}
     mid = sizes[1] if len(sizes) > 2 else base
     factor = sizes[-1] / mid
-    peaks = {n: summary([r["peak"] for r in res[str(n)][k] for k in KINDS[1:]])["median"]
+    peaks = {n: summary([r["peak"] for k in KINDS[1:] for r in res[str(n)][k]])["median"]
              for n in sizes}
     worst = max(r["peak"] for n in sizes for k in KINDS for r in res[str(n)][k])
     lines += ["", f"Verdict: from {mid:,} to {sizes[-1]:,} cases ({factor:.0f}x) a cached re-run "
