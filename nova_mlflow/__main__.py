@@ -1,4 +1,4 @@
-from nova_mlflow.cli import main
+from nova_mlflow.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

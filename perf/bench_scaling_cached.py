@@ -38,7 +38,9 @@ SECTION = "scaling-cached"
 KINDS = ("fill (live, 0 s latency)", "cached, --no-traces", "cached, traces (linked)")
 
 
-def measure(sizes: list[int], repeats: int) -> dict:
+def measure(sizes: list[int], repeats: int, previous: dict | None = None) -> dict:
+    """`previous`: saved results whose fills are kept (their caches and stores are still in
+    the work dir): only the cached re-runs are measured again."""
     from perf.bench_throughput import Server
     from perf.synthetic import build
 
@@ -48,10 +50,13 @@ def measure(sizes: list[int], repeats: int) -> dict:
         for n in sizes:
             data = build(n)
             store = f"scaling-cached-{n}"
-            init_store(store)
             res: dict[str, list[dict]] = {k: [] for k in KINDS}
-            plan = [(KINDS[0], True, 1)] + [(k, t, repeats) for k, t in
-                                            ((KINDS[1], False), (KINDS[2], True))]
+            plan = [(k, t, repeats) for k, t in ((KINDS[1], False), (KINDS[2], True))]
+            if previous and str(n) in previous:
+                res[KINDS[0]] = previous[str(n)][KINDS[0]]
+            else:
+                init_store(store)
+                plan.insert(0, (KINDS[0], True, 1))
             for kind, traces, reps in plan:
                 for i in range(reps):
                     load = loadavg()
@@ -130,6 +135,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--render-only", action="store_true")
+    ap.add_argument("--keep-fills", action="store_true",
+                    help="re-measure the cached re-runs only, keeping the saved fills")
     a = ap.parse_args()
     isolate("scaling-cached-parent")
     out = workdir() / "scaling_cached.json"
@@ -138,7 +145,11 @@ def main() -> None:
         res, meta = saved["results"], saved["meta"]
     else:
         meta = new_meta(("python -m perf.bench_scaling_cached " + " ".join(sys.argv[1:])).strip())
-        res = measure([int(x) for x in a.sizes.split(",")], a.repeats)
+        previous = json.loads(out.read_text())["results"] if a.keep_fills else None
+        res = measure([int(x) for x in a.sizes.split(",")], a.repeats, previous)
+        if previous:
+            meta["cmd"] += " (fills from the previous run of " + \
+                json.loads(out.read_text())["meta"]["date"] + ")"
         end_meta(meta)
         out.write_text(json.dumps({"meta": meta, "results": res}, indent=1))
     body = render(res, meta)

@@ -137,7 +137,10 @@ def main() -> None:
         return
     from perf.bench_logging import mlflow_server
 
-    meta = new_meta(("python -m perf.bench_trace_export " + " ".join(sys.argv[1:])).strip())
+    import re
+
+    cmd = re.sub(r"://([^:/@]+):[^@/]+@", r"://\1:***@", " ".join(sys.argv[1:]))
+    meta = new_meta(("python -m perf.bench_trace_export " + cmd).strip())
     meta.update(n=a.n, rate=a.rate, server_workers=a.server_workers)
     res: dict[str, list[dict]] = {}
     db = workdir() / "stores" / f"export-{os.getpid()}.db"
