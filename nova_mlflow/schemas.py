@@ -132,7 +132,10 @@ class Case(Frozen):
     differential_diagnosis: list[str] = Field(default_factory=list)
     final_diagnosis: str
     title: str | None = None
-    gold_boxes: list[Box] = Field(default_factory=list)
+    gold_boxes: list[Box] = Field(default_factory=list)  # clipped to the image
+    #: the gold boxes as the data writes them (x + width may pass the edge: 5 NOVA boxes do);
+    #: the authors' hit rate reads these. Empty: the same as gold_boxes.
+    gold_boxes_as_written: list[Box] = Field(default_factory=list)
     rater_boxes: list[RaterBox] = Field(default_factory=list)
     derived: Derived = Field(default_factory=Derived)
 
@@ -174,6 +177,9 @@ class Answer(BaseModel):
 class LocalizationPrediction(Frozen):
     schema_version: int = SCHEMA_VERSION
     boxes: list[Box] = Field(default_factory=list)  # in emitted order
+    #: the same boxes in pixels, corners as the model wrote them (not ordered, not clipped):
+    #: what the authors' hit rate (metrics/hit_rate.py) reads
+    as_written: list[tuple[float, float, float, float]] = Field(default_factory=list)
 
 
 class CaptionPrediction(Frozen):

@@ -29,6 +29,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def skip_unless_required(env_var: str, why: str) -> None:
+    """Skip a test whose system software is absent, naming what to install; fail instead when
+    `env_var` is set to 1 (.ci/run sets it after installing that software), so CI can never
+    skip such a test silently."""
+    if os.environ.get(env_var) == "1":
+        pytest.fail(f"{env_var}=1 but {why}", pytrace=False)
+    pytest.skip(why)
+
+
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("nova_cache")

@@ -150,10 +150,13 @@ def test_words_and_language_stats():
     assert words("T2-weighted FLAIR (A), T1+Gd: 19 x 25 mm") == [
         "t2", "weighted", "flair", "a", "t1", "gd", "19", "x", "25", "mm"]
     s = language_stats(["Axial FLAIR.", "axial  flair", "A lesion.", "", None])
-    assert (s.n_captions, s.unique_captions, s.vocab_size) == (3, 2, 4)
+    assert (s.n_captions, s.unique_captions_normalized, s.vocab_size) == (3, 2, 4)
+    # as written: three distinct strings, plus one value for the empty and missing ones
+    assert s.unique_captions == 4
     assert s.mean_words == pytest.approx(2.0) and s.word_counts == (2, 2, 2)
     assert language_stats([]).as_metrics("gt_") == {
-        "gt_vocab_size": 0.0, "gt_unique_captions": 0.0, "gt_mean_words": 0.0}
+        "gt_vocab_size": 0.0, "gt_unique_captions": 0.0, "gt_unique_captions_normalized": 0.0,
+        "gt_mean_words": 0.0}
 
 
 def test_ground_truth_language_stats_on_the_real_metadata(real_metadata):
@@ -164,7 +167,7 @@ def test_ground_truth_language_stats_on_the_real_metadata(real_metadata):
     cases = load_dataset(real_metadata, check_images=False).cases
     s = language_stats(c.caption for c in cases)
     assert s.n_captions == 900
-    assert (s.vocab_size, s.unique_captions) == (1527, 724)
+    assert (s.vocab_size, s.unique_captions, s.unique_captions_normalized) == (1527, 729, 724)
     assert s.mean_words == pytest.approx(23.33, abs=0.01)
     assert sum(read_status(c.caption) == "normal" for c in cases) == 0
 

@@ -59,7 +59,9 @@ def test_perfect_answers_score_one(cases):
 def test_empty_answers_score_zero(cases):
     ts = sc.score(cases, _answers(cases, [""] * len(cases)), ScoreContext())
     m = ts.metrics
-    for k in TEXT + ["binary_accuracy", "binary_f1", "vocab_size", "unique_captions", "mean_words"]:
+    assert m["unique_captions"] == 1  # every answer is the empty caption: one value
+    for k in TEXT + ["binary_accuracy", "binary_f1", "vocab_size", "unique_captions_normalized",
+                     "mean_words"]:
         assert m[k] == 0.0, k
     assert m["parse_failures"] == len(cases) and m["gt_vocab_size"] > 20
     assert set(ts.table["pred_binary"]) == {""} and not ts.table["binary_correct"].any()

@@ -6,11 +6,10 @@ import csv
 
 import pytest
 
-from nova_mlflow.metrics.binary_variants import binary_f1_variants, keyword_binary_prf
-from nova_mlflow.metrics.caption_counts import distinct_captions, is_missing_caption
+from nova_mlflow.metrics.status import keyword_binary_prf
+from nova_mlflow.metrics.language import distinct_captions, is_missing_caption
 from nova_mlflow.metrics.diagnosis_reference import (
     names_no_diagnosis,
-    split_by_reference,
 )
 
 # --- distinct captions ------------------------------------------------------------------------
@@ -66,36 +65,71 @@ def test_no_reference_is_44_slices_of_14_cases_leaving_862(real_metadata):
     from nova_mlflow.data import load_dataset
 
     cases = load_dataset(real_metadata, check_images=False).cases
-    scored, no_ref = split_by_reference([c.final_diagnosis for c in cases])
-    assert (len(scored), len(no_ref)) == (862, 44)
+    no_ref = [i for i, c in enumerate(cases) if names_no_diagnosis(c.final_diagnosis)]
+    assert (len(cases) - len(no_ref), len(no_ref)) == (862, 44)
     assert len({cases[i].case_id for i in no_ref}) == 14
     assert {cases[i].final_diagnosis for i in no_ref} == {"Final Diagnosis not found."}
-    assert scored == sorted(set(range(len(cases))) - set(no_ref))
+
+
+class _Recorder:
+    """An offline matcher that records every pair it is asked about (a judge stand-in)."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        from nova_mlflow.metrics.matching import OfflineMatcher
+
+        self.pairs: list[tuple[str, str]] = []
+        self._inner = OfflineMatcher()
+
+    def match(self, prediction: str, truth: str):
+        return self.match_many([(prediction, truth)])[0]
+
+    def match_many(self, pairs):
+        self.pairs += list(pairs)
+        return self._inner.match_many(pairs)
+
+
+def test_scoring_leaves_truths_without_a_diagnosis_out_of_top_k(real_metadata):
+    """Every answer names its own truth (placeholders included): top-1 is 862/862, not
+    862/906; no_reference is 44; the matcher never sees a placeholder truth."""
+    from nova_mlflow.data import load_dataset
+    from nova_mlflow.schemas import Answer, Task
+    from nova_mlflow.scoring import ScoreContext
+    from nova_mlflow.scoring import diagnosis as sd
+
+    cases = load_dataset(real_metadata, check_images=False).cases
+    answers = {(c.filename, Task.diagnosis): Answer(filename=c.filename, task=Task.diagnosis,
+                                                    text=f"1. {c.final_diagnosis}")
+               for c in cases}
+    rec = _Recorder()
+    ts = sd.score(cases, answers, ScoreContext(), matcher=rec)
+    assert ts.metrics["no_reference"] == 44
+    assert ts.metrics["top1"] == 1.0 and ts.metrics["top5"] == 1.0
+    assert not any(names_no_diagnosis(t) for _, t in rec.pairs)
+    assert len(rec.pairs) >= 862  # one truth or more per case with a reference
+    half = {k: a for i, (k, a) in enumerate(answers.items()) if i % 2 == 0}
+    ts = sd.score(cases, half, ScoreContext(), matcher=_Recorder())
+    answered_refs = sum(1 for i, c in enumerate(cases)
+                        if i % 2 == 0 and not names_no_diagnosis(c.final_diagnosis))
+    assert ts.metrics["top1"] == pytest.approx(answered_refs / 862)
+    table = ts.table
+    assert table["has_reference"].sum() == 862
+    assert table.loc[table["has_reference"] == 0, "top1"].isna().all()
+
+
+def test_ground_truth_unique_captions_of_a_scored_run_is_729(real_metadata):
+    from nova_mlflow.data import load_dataset
+    from nova_mlflow.scoring import ScoreContext
+    from nova_mlflow.scoring import captioning as sc
+
+    cases = load_dataset(real_metadata, check_images=False).cases
+    ts = sc.score(cases, {}, ScoreContext())
+    assert ts.metrics["gt_unique_captions"] == 729
+    assert ts.metrics["gt_unique_captions_normalized"] == 724
 
 
 # --- binary F1 candidates ---------------------------------------------------------------------
-
-def test_binary_f1_variants_hand_computed():
-    truth = ["abnormal", "abnormal", "abnormal", "normal"]
-    pred = ["abnormal", "normal", None, "normal"]
-    v = binary_f1_variants(truth, pred)
-    assert v["f1_abnormal"] == pytest.approx(2 / (2 + 0 + 2))  # TP 1, FP 0, FN 2
-    assert v["f1_normal"] == pytest.approx(2 / (2 + 1 + 0))  # TP 1, FP 1, FN 0
-    assert v["f1_macro"] == pytest.approx((1 / 2 + 2 / 3) / 2)
-    assert v["f1_weighted"] == pytest.approx((3 * 1 / 2 + 1 * 2 / 3) / 4)
-    assert v["f1_micro"] == pytest.approx(4 / 7)  # pooled TP 2, FP 1, FN 2
-    assert v["accuracy"] == pytest.approx(2 / 4)
-
-
-def test_all_abnormal_truth_gives_f1_two_r_over_one_plus_r():
-    truth = ["abnormal"] * 10
-    pred = ["abnormal"] + ["normal"] * 9  # r = 0.1 of the answers read abnormal
-    v = binary_f1_variants(truth, pred)
-    assert v["f1_abnormal"] == pytest.approx(2 * 0.1 / 1.1)
-    assert v["f1_normal"] == 0.0 and v["accuracy"] == pytest.approx(0.1)
-    assert v["f1_micro"] == pytest.approx(0.1)  # every answer has a status: micro = accuracy
-    with pytest.raises(ValueError):
-        binary_f1_variants(truth, pred[:3])
 
 
 def test_keyword_binary_prf_matches_exact_words_pooled_over_the_corpus():

@@ -7,18 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from nova_mlflow.metrics.hit_rate import (
-    best_iou,
-    gemini_box_2d_to_xyxy,
-    gold_xyxy,
-    hit_rate_metrics,
-    iou_exclusive,
-)
-from nova_mlflow.metrics.published_hit_rate import (
+from nova_mlflow.data.boxes import xywh_to_box
+from nova_mlflow.metrics.hit_rate import best_iou, hit_rate_metrics, iou_exclusive
+from nova_mlflow.parsing.frames import to_pixels_as_written
+from nova_mlflow.schemas import Frame
+from nova_mlflow.report.published import (
     PUBLISHED_FILES,
     WALDO_PAPER_TABLE,
     source_of,
 )
+
+from conftest import REAL_CSV  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "waldo_nova_zeroshot_gemini20flash_ious.csv"
 
@@ -58,6 +57,14 @@ def test_hit_rate_thresholds_are_inclusive_and_every_image_counts():
     assert m["hit50"] == pytest.approx(1 / 4)
     assert m["mean_iou"] == pytest.approx((0.3 + 0.5 + 0.2999) / 4)
     assert hit_rate_metrics([]) == {"hit30": 0.0, "hit50": 0.0, "mean_iou": 0.0}
+
+
+def gold_xyxy(x: float, y: float, w: float, h: float) -> tuple[float, ...]:
+    return tuple(xywh_to_box(x, y, w, h, 480, 480, clip=False).as_list())
+
+
+def gemini_box_2d_to_xyxy(values, width: int = 480, height: int = 480) -> tuple[float, ...]:
+    return to_pixels_as_written(values, Frame.gemini_yxyx_1000, (width, height), (width, height))
 
 
 def test_gold_boxes_are_not_clipped():
@@ -123,3 +130,92 @@ def test_published_table_rows_agree_with_each_other():
     assert source_of(files["Gemini 2.0 Flash"]) == (
         "bkainz/WALDO_MICCAI26_demo results/nova/nova_zeroshot_gemini20flash.json @fea4902")
     assert source_of(WALDO_PAPER_TABLE[0]).endswith("README.md @0f2e58f")
+
+
+# --- the whole pipeline against an independent implementation, Gemini frame ----------------
+
+def _independent_hits(rows: list[dict], answers: dict[str, list[list[float]] | None]) -> dict:
+    """WALDO's definition written again from scratch: gold x + w unclipped, box_2d
+    [ymin, xmin, ymax, xmax] / 1000 * 480 as written, IoU with exclusive sizes, best over
+    every pair, 0 without a prediction, every image in the denominator."""
+    import ast
+
+    def iou(a, b):
+        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+        return w * h / union if union > 0 else 0.0
+
+    best = []
+    for r in rows:
+        g = ast.literal_eval(r["bbox_gold"])
+        golds = [(x, y, x + w, y + h) for x, y, w, h in zip(g["x"], g["y"], g["width"], g["height"])]
+        preds = [(b[1] / 1000 * 480, b[0] / 1000 * 480, b[3] / 1000 * 480, b[2] / 1000 * 480)
+                 for b in (answers.get(r["filename"]) or [])]
+        best.append(max((iou(p, q) for p in preds for q in golds), default=0.0))
+    n = len(best)
+    return {"hit30": sum(v >= 0.3 for v in best) / n, "hit50": sum(v >= 0.5 for v in best) / n,
+            "mean_iou": sum(best) / n}
+
+
+def test_hit_rate_of_perturbed_gemini_answers_equals_an_independent_implementation(
+        tmp_path, real_metadata, placeholder_images):
+    """Answers to all 906 slices in Gemini's box_2d frame, perturbed with a fixed seed: moved
+    and resized gold boxes (some past the image edge, some with corners swapped), extra boxes,
+    empty answers, refusals and missing lines. localization/hit30, hit50 and mean_iou of
+    `evaluate` equal the definition computed independently here."""
+    import ast
+    import json
+    import random
+
+    from click.testing import CliRunner
+
+    from nova_mlflow.cli import main
+
+    rng = random.Random(181)
+    with REAL_CSV.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    answers: dict[str, list[list[float]] | None] = {}
+    lines = []
+    for r in rows:
+        u = rng.random()
+        if u < 0.04:
+            continue  # no line: missing
+        if u < 0.08:
+            lines.append({"filename": r["filename"], "task": "localization", "text": ""})
+            answers[r["filename"]] = None
+            continue
+        if u < 0.10:
+            lines.append({"filename": r["filename"], "task": "localization",
+                          "text": "I am sorry, I cannot locate anything."})
+            answers[r["filename"]] = None
+            continue
+        g = ast.literal_eval(r["bbox_gold"])
+        boxes = []
+        for x, y, w, h in zip(g["x"], g["y"], g["width"], g["height"]):
+            if rng.random() < 0.15:
+                continue
+            s = rng.choice([5, 20, 60])
+            y1, x1 = (y + rng.gauss(0, s)) / 480 * 1000, (x + rng.gauss(0, s)) / 480 * 1000
+            y2, x2 = (y + h + rng.gauss(0, s)) / 480 * 1000, (x + w + rng.gauss(0, s)) / 480 * 1000
+            box = [round(v) for v in (y1, x1, y2, x2)]
+            if rng.random() < 0.05:
+                box = [box[2], box[3], box[0], box[1]]  # corners swapped
+            boxes.append(box)
+        if rng.random() < 0.2:
+            boxes.append([rng.randint(0, 900), rng.randint(0, 900), rng.randint(0, 1100),
+                          rng.randint(0, 1100)])
+        answers[r["filename"]] = boxes
+        lines.append({"filename": r["filename"], "task": "localization",
+                      "text": json.dumps([{"box_2d": b, "label": "lesion"} for b in boxes])})
+    out = tmp_path / "gemini.jsonl"
+    out.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    res = CliRunner().invoke(main, ["evaluate", "--data", str(real_metadata), "--images",
+                                    str(placeholder_images), "--outputs", str(out),
+                                    "--model", "gemini-2.0-flash", "--no-traces", "--json"])
+    assert res.exit_code == 0, res.stderr
+    m = json.loads(res.stdout)
+    want = _independent_hits(rows, answers)
+    for k in ("hit30", "hit50", "mean_iou"):
+        assert m[f"localization/{k}"] == pytest.approx(want[k], abs=1e-9), k
+    assert 0.05 < want["hit30"] < 0.95  # a non-trivial mix, so the comparison means something

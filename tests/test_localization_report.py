@@ -16,6 +16,8 @@ from nova_mlflow.report import SOURCE_OURS, SOURCE_PAPER
 from nova_mlflow.schemas import Answer, Box, Task
 from nova_mlflow.scoring import ScoreContext, score
 from nova_mlflow.report import localization as rl
+from nova_mlflow.report import published
+from nova_mlflow.report.published import PUBLISHED_FILES
 from nova_mlflow.scoring import localization as sl
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -67,8 +69,16 @@ def test_table1_three_formats_with_the_papers_rows(tmp_path, demo_cases):
     for ext in ("csv", "md", "html"):
         assert f"{rl.TABLE1_STEM}.{ext}" in files
     df = pd.read_csv(files["table1_localization.csv"], dtype=str, keep_default_na=False)
-    assert list(df["model"]) == ["gpt-4o", *PAPER_MODELS]
-    assert list(df["source"]) == [SOURCE_OURS] + [SOURCE_PAPER] * 3
+    assert list(df["model"])[:4] == ["gpt-4o", *PAPER_MODELS]
+    assert list(df["source"])[:4] == [SOURCE_OURS] + [SOURCE_PAPER] * 3
+    # then the published rows of definition (c), each naming its source file and commit
+    waldo = df.iloc[4:]
+    assert len(waldo) == len(PUBLISHED_FILES)
+    assert all(s.startswith(published.SOURCE_LABEL) and "results/nova/" in s
+               for s in waldo["source"])
+    gemini = waldo[waldo["model"] == "Gemini 2.0 Flash (906 images)"].iloc[0]
+    assert (gemini["Hit30 (c)"], gemini["Hit50 (c)"]) == ("18.10", "6.40")
+    assert (waldo["mAP30"] == "").all()
     assert list(df.columns[2:8]) == ["mAP30", "mAP50", "mAP50-95", "ACC50", "TP30", "FP30"]
 
     m = ts.metrics
@@ -85,11 +95,12 @@ def test_table1_three_formats_with_the_papers_rows(tmp_path, demo_cases):
         ("37.66", "11.23", "406/1068", "672")
     assert df.iloc[2]["ACC50"] == "25.50"
     assert (df.iloc[1:][["COCO mAP30", "COCO mAP50", "COCO mAP50-95"]] == "").all().all()
+    assert ours["Hit30 (c)"] == f"{100 * m['hit30']:.2f}"
 
     md = files["table1_localization.md"].read_text()
     assert md.count(SOURCE_PAPER) == 3 and f"| gpt-4o | {SOURCE_OURS} | {ours['mAP30']} |" in md
     html = files["table1_localization.html"].read_text()
-    assert html.count('class="paper"') == 3 and "Qwen2.5-VL-72B" in html
+    assert html.count('class="paper"') == 3 + len(PUBLISHED_FILES) and "Qwen2.5-VL-72B" in html
 
 
 def test_perfect_answers_give_100_and_empty_answers_0(tmp_path, demo_cases):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import run_store
+from conftest import run_store, skip_unless_required
 
 from nova_mlflow.cli import main
 from nova_mlflow.schemas import Task
@@ -405,10 +405,7 @@ def _playwright_or_skip():
     if importlib.util.find_spec("playwright") is None:
         missing.append("the playwright package is not installed (pip install -e '.[test]')")
     if missing:
-        msg = "; ".join(missing)
-        if os.environ.get(REQUIRE_BROWSER):
-            pytest.fail(f"{REQUIRE_BROWSER} is set but {msg}", pytrace=False)
-        pytest.skip(msg)
+        skip_unless_required(REQUIRE_BROWSER, "; ".join(missing))
     from playwright import sync_api
 
     return sync_api

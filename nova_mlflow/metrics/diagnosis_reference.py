@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
 
 _NULLS = frozenset({"", "nan", "none", "null", "n/a", "na", "-", "--", "?"})
 _TAIL = (r"(?:not\s+(?:found|available|known|given|stated|provided|specified|reported)"
@@ -42,12 +41,3 @@ def names_no_diagnosis(truth: object) -> bool:
         return True
     s = _normalise(str(truth))
     return s in _NULLS or bool(_PLACEHOLDER.match(s))
-
-
-def split_by_reference(truths: Sequence[object]) -> tuple[list[int], list[int]]:
-    """(indices to score, indices without a reference diagnosis), both in input order."""
-    scored: list[int] = []
-    no_ref: list[int] = []
-    for i, t in enumerate(truths):
-        (no_ref if names_no_diagnosis(t) else scored).append(i)
-    return scored, no_ref

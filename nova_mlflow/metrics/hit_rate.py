@@ -18,9 +18,12 @@ conventions included. This module is our own implementation of that definition:
 - Per image: best IoU over every (prediction, gold) pair; 0 when there is no prediction (an
   empty, refused, failed or unparseable answer) or no gold box. No one-to-one matching, no
   penalty for extra boxes, rater boxes ignored (gold only).
-- Gold boxes: x2 = x + width, y2 = y + height, NOT clipped to the image.
-- Gemini box_2d [ymin, xmin, ymax, xmax] on 0-1000 -> x = v / 1000 * width, y = v / 1000 *
-  height of the original image, floats: no rounding, no clipping, no corner swap.
+- Gold boxes: x2 = x + width, y2 = y + height, NOT clipped to the image
+  (Case.gold_boxes_as_written; data/boxes.xywh_to_box with clip=False).
+- Predictions: the model's numbers converted to pixels of the original image with no
+  rounding, no clipping and no corner swap (LocalizationPrediction.as_written, from
+  parsing/frames.to_pixels_as_written; for Gemini box_2d [ymin, xmin, ymax, xmax] on 0-1000:
+  x = v / 1000 * width, y = v / 1000 * height).
 - hit@t = share of ALL evaluated images whose best IoU is >= t (t = 0.3, 0.5);
   mean IoU = mean best IoU over all images (zeros included). WALDO prints them in percent.
 """
@@ -66,18 +69,3 @@ def hit_rate_metrics(best_ious: Sequence[float]) -> dict[str, float]:
     out = {k: sum(1 for v in best_ious if v >= t) / n for k, t in HIT_THRESHOLDS.items()}
     out["mean_iou"] = math.fsum(best_ious) / n
     return out
-
-
-def gold_xyxy(x: float, y: float, width: float, height: float) -> XYXY:
-    """A NOVA gold box (top-left x/y plus size) as WALDO builds it: unclipped x + w, y + h."""
-    return (float(x), float(y), float(x) + float(width), float(y) + float(height))
-
-
-def gemini_box_2d_to_xyxy(values: Sequence[float], width: int = 480, height: int = 480) -> XYXY:
-    """Gemini box_2d [ymin, xmin, ymax, xmax] on 0-1000 -> WALDO pixel [x1, y1, x2, y2].
-
-    Scaled by the ORIGINAL image size (not the size sent), kept as floats, not clipped and not
-    reordered, so an inverted or out-of-image answer scores as WALDO would score it.
-    """
-    ymin, xmin, ymax, xmax = (float(v) for v in values)
-    return (xmin / 1000 * width, ymin / 1000 * height, xmax / 1000 * width, ymax / 1000 * height)

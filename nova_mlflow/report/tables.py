@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 COUNT_KEYS = {"TP30", "FP30", "GT", "n_cases", "answered", "missing", "parse_failures",
-              "api_errors", "refused", "vocab_size", "unique_captions"}
+              "api_errors", "refused", "vocab_size", "unique_captions", "no_reference",
+              "unique_captions_normalized", "gt_vocab_size", "gt_unique_captions",
+              "gt_unique_captions_normalized"}
 HEADLINE = {
     "localization": ["mAP30", "mAP50", "mAP50_95", "ACC50", "TP30", "FP30", "GT", "coco_mAP30",
-                     "coco_mAP50", "coco_mAP50_95", "f1_30", "f1_50"],
+                     "coco_mAP50", "coco_mAP50_95", "hit30", "hit50", "mean_iou", "f1_30",
+                     "f1_50"],
     "captioning": ["clinical_f1", "modality_f1", "bleu", "meteor", "binary_f1"],
-    "diagnosis": ["top1", "top5", "coverage", "entropy"],
+    "diagnosis": ["top1", "top5", "coverage", "entropy", "no_reference"],
 }
 STATUS = ["n_cases", "answered", "missing", "parse_failures", "api_errors", "refused"]
 
@@ -100,7 +103,8 @@ def table_html(df: Any) -> str:
     """The <table> of a paper-style table; the paper's rows get class "paper"."""
     head = "".join(f"<th>{escape(str(c))}</th>" for c in df.columns)
     body = "".join(
-        "<tr" + (' class="paper"' if SOURCE_PAPER in [str(v) for v in row] else "") + ">"
+        "<tr" + (' class="paper"' if any(str(v).startswith("reported by") for v in row)
+                  else "") + ">"
         + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>"
         for row in df.itertuples(index=False)
     )

@@ -24,7 +24,7 @@ import pandas as pd
 
 from nova_mlflow.metrics import captioning as cap
 from nova_mlflow.metrics.language import language_stats, words
-from nova_mlflow.metrics.status import binary_scores, read_status
+from nova_mlflow.metrics.status import binary_scores, keyword_binary_prf, read_status
 from nova_mlflow.schemas import Answer, Case, Task
 from nova_mlflow.scoring.common import (
     AnswerKey,
@@ -58,6 +58,7 @@ def text_metrics(gts: Sequence[str], preds: Sequence[str], meteors: Sequence[flo
     truth = [read_status(t) or "abnormal" for t in gts]  # gts are non-empty: never None
     b = binary_scores(truth, [read_status(t) for t in preds])
     out["binary_accuracy"], out["binary_f1"] = b["accuracy"], b["f1"]
+    out["binary_keyword_f1"] = keyword_binary_prf(gts, preds)["f1"]
     return out
 
 
@@ -101,7 +102,7 @@ def score(cases: list[Case], answers: Mapping[AnswerKey, Answer], ctx: ScoreCont
 
     metrics = text_metrics(gts, ref_preds, meteors)
     metrics |= language_stats(preds).as_metrics()
-    metrics |= language_stats(c.caption for c in cases).as_metrics("gt_")
+    metrics |= language_stats(c.caption for c in cases).as_metrics("gt_")  # all: the paper's 729
     metrics["no_reference"] = float(len(cases) - len(ref_idx))
     metrics |= counts([s for _, _, s in parsed])
     return TaskScore(Task.captioning, metrics, table, context=ctx)

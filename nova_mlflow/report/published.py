@@ -22,6 +22,8 @@ in results/README.md, not in the paper table.
 from __future__ import annotations
 
 REPOSITORY = "bkainz/WALDO_MICCAI26_demo"
+#: How Table 1 marks these rows (italic like the paper's rows: figures not computed here).
+SOURCE_LABEL = "reported by the NOVA authors' WALDO code (definition c)"
 _C_FEA = "fea4902a49cb5bf6e6a717f6755decd4c942df38"
 _C_505 = "50572f13536d6c92e12aa7c353fc05da10583f1d"
 _C_589 = "5891c31a45c1986b571c13e91fb01df717b07604"
