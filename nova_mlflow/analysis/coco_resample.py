@@ -1,0 +1,155 @@
+"""COCO mAP (pycocotools' accumulate) on B weighted resamples at once, from per-image TP flags.
+
+Why not call pycocotools per resample: 2,000 COCOeval runs take minutes. What pycocotools
+does, with every score 1.0 (metrics/coco.py): detections are taken in image order, then
+emitted order; at each IoU threshold tp/fp are cumulated over that sequence,
+recall = tp / n_gold, precision = tp / (tp + fp + eps), and AP is the mean over the 101
+recall points r of q(r) = max precision among sequence positions with recall >= r (its
+right-to-left envelope read at searchsorted(recall, r, 'left')), 0 when no position
+reaches r; no gold box in the set -> no AP (the package reports 0).
+
+A resample holds image i w_i times; its copies count as separate images placed where the
+image stands in filename order (so the sequence is image 1 x w_1, image 2 x w_2, ...).
+
+Which positions matter: a later position with at least the recall and the precision of an
+earlier one makes the earlier one irrelevant to every q(r). An FP never raises precision, and
+within a run of consecutive TPs the last one has the highest recall and precision. So only
+run ends count: a TP followed by an FP of its image or ending the image (`candidates`); for
+an image without FP, all copies form one run, and only the last TP of the last copy counts.
+For candidate i (TP rank k_i, f_i FPs before it in the image) of copy c of image j:
+tp = T_j + c tp_j + k_i + 1 and fp = F_j + c fp_j + f_i (T_j, F_j: weighted totals of the
+images before j). Per draw the positions come in sequence order, so the recall bin is
+non-decreasing and the per-bin maximum is one `maximum.reduceat`. Integers are int32 (half
+the memory traffic); precision and recall are float64 computed as pycocotools computes them
+(the recall bin of each TP count comes from a per-draw table), so the AP is the same number.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+RECALL_POINTS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
+EPS = np.spacing(1)
+CHUNK_POSITIONS = 4_000_000  # draws are processed in chunks of about this many positions
+
+
+@dataclass(frozen=True)
+class ThresholdFlags:
+    """One IoU threshold over all images: per-image counts and the candidate positions."""
+
+    tp: np.ndarray  # [n] true positives per image
+    fp: np.ndarray  # [n] false positives per image
+    image: np.ndarray  # [P] image of each candidate (a TP ending a run), images ascending
+    rank: np.ndarray  # [P] TPs before it in its image
+    fp_before: np.ndarray  # [P] FPs before it in its image
+
+
+def parse_flags(cells: Sequence[str], n_thresholds: int) -> list[ThresholdFlags]:
+    """Per threshold, the TP structure of the `coco_tp` column (components.py)."""
+    per_image = [json.loads(c) if c else [] for c in cells]
+    out = []
+    for t in range(n_thresholds):
+        tp, fp, img, rank, fb = [], [], [], [], []
+        for i, flags in enumerate(per_image):
+            s = flags[t] if flags else ""
+            hits = s.count("1")
+            tp.append(hits)
+            fp.append(len(s) - hits)
+            seen = 0
+            for pos, ch in enumerate(s):
+                if ch != "1":
+                    continue
+                if pos + 1 == len(s) or s[pos + 1] == "0":
+                    img.append(i)
+                    rank.append(seen)
+                    fb.append(pos - seen)  # positions before it minus TPs before it
+                seen += 1
+        out.append(ThresholdFlags(*(np.array(x, np.int32) for x in (tp, fp, img, rank, fb))))
+    return out
+
+
+@dataclass(frozen=True)
+class DrawSet:
+    """What every threshold of one run shares for a set of draws (rows of image weights)."""
+
+    w: np.ndarray  # [B, n] int32 image weights
+    det_before: np.ndarray  # [B, n] detections of the images before each image
+    npig: np.ndarray  # [B] gold boxes in the draw
+    bins: np.ndarray  # [B, max npig + 1] recall bin of each TP count (recall_bin)
+
+    def rows(self, sl: slice) -> DrawSet:
+        return DrawSet(self.w[sl], self.det_before[sl], self.npig[sl], self.bins[sl])
+
+
+def recall_bins(w: np.ndarray, n_gold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(npig [B], bins [B, max npig + 1]): depends on the gold boxes only (shared by runs)."""
+    npig = w @ n_gold.astype(np.int64)
+    grid = np.arange(int(npig.max(initial=0)) + 1) / np.where(npig > 0, npig, 1)[:, None]
+    return npig, recall_bin(grid).astype(np.int32)
+
+
+def draw_set(w: np.ndarray, n_det: np.ndarray, npig: np.ndarray, bins: np.ndarray) -> DrawSet:
+    wd = w * n_det.astype(np.int32)
+    return DrawSet(w, np.cumsum(wd, axis=1, dtype=np.int32) - wd, npig, bins)
+
+
+def recall_bin(rc: np.ndarray) -> np.ndarray:
+    """How many RECALL_POINTS are <= rc: searchsorted(..., 'right') by arithmetic (rc >= 0)."""
+    k = np.clip(rc * 100, 0, 100).astype(np.int32)  # floor, give or take one
+    return k + (_POINTS[k] <= rc) + (_POINTS[k + 1] <= rc)
+
+
+_POINTS = np.r_[RECALL_POINTS, np.inf]
+
+
+def average_precision(f: ThresholdFlags, d: DrawSet) -> np.ndarray:
+    """[B] COCO AP at one threshold on every draw of `d`; NaN for a draw without gold.
+
+    Draws are independent, so they go in chunks that bound the memory.
+    """
+    step = max(1, CHUNK_POSITIONS // max(1, len(f.image)))
+    return np.concatenate([_ap(f, d.rows(slice(i, i + step)))
+                           for i in range(0, max(1, len(d.w)), step)])
+
+
+def _ap(f: ThresholdFlags, d: DrawSet) -> np.ndarray:
+    b_count = len(d.w)
+    if len(f.image) == 0:
+        return np.where(d.npig > 0, 0.0, np.nan)
+    images, first, n_cand = np.unique(f.image, return_index=True, return_counts=True)
+    m = len(images)
+    tp_j, fp_j = f.tp[images], f.fp[images]
+    pure = fp_j == 0
+    w = d.w[:, images]
+    wt = w * tp_j
+    before_tp = np.cumsum(wt, axis=1, dtype=np.int32) - wt
+    before_fp = d.det_before[:, images] - before_tp
+    # slot (b, j): a pure image gives 1 position (its last copy), another w * n_cand
+    reps = np.where(pure, np.minimum(w, 1), w * n_cand).ravel()
+    q = np.arange(int(reps.sum()), dtype=np.int32) - np.repeat(
+        np.cumsum(reps, dtype=np.int32) - reps, reps)
+
+    def each(x: np.ndarray) -> np.ndarray:  # per-slot value at every position
+        return np.repeat(x.ravel() if x.ndim == 2 else np.tile(x.astype(np.int32), b_count), reps)
+
+    per = each(n_cand)
+    copy = q // per + each(np.where(pure, w - 1, 0))
+    src = each(first) + q % per
+    tp = each(before_tp + 1) + copy * each(tp_j) + f.rank[src]
+    fp = each(before_fp) + copy * each(fp_j) + f.fp_before[src]
+    row = np.arange(b_count, dtype=np.int32)[:, None]
+    rbin = d.bins.ravel()[each(np.broadcast_to(row * np.int32(d.bins.shape[1]), w.shape)) + tp]
+    n_bins = len(RECALL_POINTS) + 1
+    key = each(np.broadcast_to(row * np.int32(n_bins), w.shape)) + rbin
+    tpf = tp.astype(float)
+    pr = tpf / (fp.astype(float) + tpf + EPS)
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    best = np.zeros(b_count * n_bins)
+    best[key[starts]] = np.maximum.reduceat(pr, starts)
+    # q(r) = max over bins above r; bin j holds positions reaching the first j recall points
+    env = np.maximum.accumulate(best.reshape(b_count, n_bins)[:, ::-1], axis=1)[:, ::-1]
+    return np.where(d.npig > 0, env[:, 1:].mean(axis=1), np.nan)
