@@ -18,9 +18,9 @@ run ends count: a TP followed by an FP of its image or ending the image (`candid
 an image without FP, all copies form one run, and only the last TP of the last copy counts.
 For candidate i (TP rank k_i, f_i FPs before it in the image) of copy c of image j:
 tp = T_j + c tp_j + k_i + 1 and fp = F_j + c fp_j + f_i (T_j, F_j: weighted totals of the
-images before j). Per draw the positions come in sequence order, so the recall bin is
-non-decreasing and the per-bin maximum is one `maximum.reduceat`. Integers are int32 (half
-the memory traffic); precision and recall are float64 computed as pycocotools computes them
+images before j). The maximum precision per (draw, recall bin) is one `maximum.at` per
+layer of positions (the q-th position of every image copy block); order does not matter.
+Integers are int32 (half the memory traffic); precision and recall are float64 computed as pycocotools computes them
 (the recall bin of each TP count comes from a per-draw table), so the AP is the same number.
 """
 
@@ -121,35 +121,38 @@ def _ap(f: ThresholdFlags, d: DrawSet) -> np.ndarray:
     if len(f.image) == 0:
         return np.where(d.npig > 0, 0.0, np.nan)
     images, first, n_cand = np.unique(f.image, return_index=True, return_counts=True)
+    first, n_cand = first.astype(np.int32), n_cand.astype(np.int32)
     m = len(images)
     tp_j, fp_j = f.tp[images], f.fp[images]
     pure = fp_j == 0
     w = d.w[:, images]
     wt = w * tp_j
-    before_tp = np.cumsum(wt, axis=1, dtype=np.int32) - wt
-    before_fp = d.det_before[:, images] - before_tp
-    # slot (b, j): a pure image gives 1 position (its last copy), another w * n_cand
+    before_tp = (np.cumsum(wt, axis=1, dtype=np.int32) - wt).ravel()
+    before_fp = d.det_before[:, images].ravel() - before_tp
+    # slot (b, j) = image j's copies in draw b: a pure image gives one position (the last TP
+    # of its last copy), another w * n_cand; the q-th is candidate q % n_cand of copy
+    # q // n_cand. Layer q holds the q-th position of every slot that has one.
     reps = np.where(pure, np.minimum(w, 1), w * n_cand).ravel()
-    q = np.arange(int(reps.sum()), dtype=np.int32) - np.repeat(
-        np.cumsum(reps, dtype=np.int32) - reps, reps)
-
-    def each(x: np.ndarray) -> np.ndarray:  # per-slot value at every position
-        return np.repeat(x.ravel() if x.ndim == 2 else np.tile(x.astype(np.int32), b_count), reps)
-
-    per = each(n_cand)
-    copy = q // per + each(np.where(pure, w - 1, 0))
-    src = each(first) + q % per
-    tp = each(before_tp + 1) + copy * each(tp_j) + f.rank[src]
-    fp = each(before_fp) + copy * each(fp_j) + f.fp_before[src]
-    row = np.arange(b_count, dtype=np.int32)[:, None]
-    rbin = d.bins.ravel()[each(np.broadcast_to(row * np.int32(d.bins.shape[1]), w.shape)) + tp]
+    last_copy = np.where(pure, w - 1, 0).ravel()
     n_bins = len(RECALL_POINTS) + 1
-    key = each(np.broadcast_to(row * np.int32(n_bins), w.shape)) + rbin
-    tpf = tp.astype(float)
-    pr = tpf / (fp.astype(float) + tpf + EPS)
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    width = d.bins.shape[1]
+    bins = d.bins.ravel()
     best = np.zeros(b_count * n_bins)
-    best[key[starts]] = np.maximum.reduceat(pr, starts)
+    idx = np.flatnonzero(reps)
+    q = 0
+    while len(idx):
+        b = idx // m
+        j = idx - b * m
+        per = n_cand[j]
+        copy = q // per + last_copy[idx]
+        src = first[j] + q % per
+        tp = before_tp[idx] + copy * tp_j[j] + f.rank[src] + 1
+        fp = before_fp[idx] + copy * fp_j[j] + f.fp_before[src]
+        key = b * n_bins + bins[b * width + tp]
+        tpf = tp.astype(float)
+        np.maximum.at(best, key, tpf / (fp.astype(float) + tpf + EPS))
+        q += 1
+        idx = idx[reps[idx] > q]
     # q(r) = max over bins above r; bin j holds positions reaching the first j recall points
     env = np.maximum.accumulate(best.reshape(b_count, n_bins)[:, ::-1], axis=1)[:, ::-1]
     return np.where(d.npig > 0, env[:, 1:].mean(axis=1), np.nan)

@@ -50,7 +50,7 @@ class TaskTable:
 
     def clean(self, col: str) -> np.ndarray:
         """A numeric column with null as 0 (nulls only sit on rows a mask leaves out)."""
-        return np.nan_to_num(self.num(col))
+        return self.memo(f"clean:{col}", lambda: np.nan_to_num(self.num(col)))  # type: ignore[return-value]
 
     def mask(self) -> np.ndarray:
         return self.clean("has_ref") if self.has("has_ref") else np.ones(len(self.frame))
@@ -90,7 +90,12 @@ def mean_spec(key: str, col: str, masked: bool = False, transform: Callable | No
         y = t.clean(col)
         return (transform(y) if transform else y), (t.mask() if masked else np.ones(len(y)))
 
-    return MetricSpec(key, (col,), _mean_fn(parts), parts, direction, masked)
+    def plain(t: TaskTable, w: Weights) -> np.ndarray:
+        tot = _totals(t, w)
+        return ratio(tot[col, masked], tot["1", masked])
+
+    return MetricSpec(key, (col,), _mean_fn(parts) if transform else plain, parts, direction,
+                      masked)
 
 
 def _mean_fn(parts: MeanParts) -> Fn:
@@ -101,9 +106,32 @@ def _mean_fn(parts: MeanParts) -> Fn:
     return fn
 
 
+def _totals(t: TaskTable, w: Weights) -> dict[tuple[str, bool], np.ndarray]:
+    """Weighted totals of every numeric component column, plain and masked, in one product.
+
+    (column, masked) -> [B]; column "1" counts the cases. One [B, G] x [G, k] product per
+    table instead of one per metric: the products dominate the cost of the simple metrics.
+    """
+    key = (id(t), "totals")
+    if key not in w.memo:
+        cols = [c for c in _numeric_columns() if t.has(c)]
+        m, ones = t.mask(), np.ones(len(t.frame))
+        x = np.stack([t.clean(c) for c in cols] + [m * t.clean(c) for c in cols] + [ones, m],
+                     axis=1)
+        names = [(c, False) for c in cols] + [(c, True) for c in cols] + [("1", False),
+                                                                           ("1", True)]
+        w.memo[key] = dict(zip(names, w.sum(x).T))
+    return w.memo[key]  # type: ignore[return-value]
+
+
+def _numeric_columns() -> list[str]:
+    return sorted({c for s in SPECS.values() for c in s.columns
+                   if not c.startswith("label_") and c != "coco_tp"})
+
+
 def _sums(t: TaskTable, w: Weights, cols: tuple[str, ...], masked: bool) -> list[np.ndarray]:
-    m = t.mask() if masked else 1.0
-    return list(w.sum(np.stack([m * t.clean(c) for c in cols], axis=1)).T)
+    tot = _totals(t, w)
+    return [tot[c, masked] for c in cols]
 
 
 def ratio_spec(key: str, num: str, den: str, masked: bool = False) -> MetricSpec:
@@ -124,7 +152,7 @@ def f1_spec(key: str, hit: str, pred: str, gold: str, masked: bool = False) -> M
 
 
 def sum_spec(key: str, col: str, direction: int = 1) -> MetricSpec:
-    return MetricSpec(key, (col,), lambda t, w: w.sum(t.clean(col)), direction=direction)
+    return MetricSpec(key, (col,), lambda t, w: _totals(t, w)[col, False], direction=direction)
 
 
 def case_f1_spec(key: str, tag: str) -> MetricSpec:
