@@ -70,14 +70,14 @@ def main() -> None:
         "",
         header(meta),
         "",
-        f"- Data: {args.runs} runs x {len(ids)} slices in {comp.n_clusters} NOVA cases "
-        f"(case structure of the real metadata; synthetic answers), {n_metrics} metrics "
-        f"(every resampled Table 1-3 metric), {args.resamples} resamples, Holm over "
-        f"{n_metrics * (args.runs - 1)} tests.",
+        (f"- Data: {args.runs} runs x {len(ids)} slices in {comp.n_clusters} NOVA cases "
+         f"(case structure of the real metadata; synthetic answers), {n_metrics} metrics "
+         f"(every resampled Table 1-3 metric), {args.resamples} resamples, Holm over "
+         f"{n_metrics * (args.runs - 1)} tests."),
         f"- `compare_tables` wall time: **{spread(times)}** (target < 10 s).",
         f"- Building the per-case component tables (scoring's work, not timed): {build:.1f} s.",
-        f"- Sanity: coco_mAP30 of the best run vs the baseline: delta {top.delta:+.4f} "
-        f"[{top.delta_low:+.4f}, {top.delta_high:+.4f}], p_adjusted {top.p_adjusted:.4f}.",
+        (f"- Sanity: coco_mAP30 of the best run vs the baseline: delta {top.delta:+.4f} "
+         f"[{top.delta_low:+.4f}, {top.delta_high:+.4f}], p_adjusted {top.p_adjusted:.4f}."),
     ])
     print(body)
     if not args.no_write:

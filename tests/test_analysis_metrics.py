@@ -130,7 +130,7 @@ def test_bleu_counts_are_nltks_and_corpus_bleu_handles_an_order_without_overlap(
     from nltk.translate.bleu_score import modified_precision
 
     rng = np.random.default_rng(4)
-    vocab = "a b c d e f g".split()
+    vocab = list("abcdefg")
     for _ in range(50):
         ref = list(rng.choice(vocab, rng.integers(0, 9)))
         hyp = list(rng.choice(vocab, rng.integers(0, 9)))

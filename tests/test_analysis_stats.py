@@ -173,12 +173,12 @@ def test_gate_through_the_tables_agrees_with_the_vectorised_rule_and_finds_a_rea
     codes = _codes(IDS)
     for sim in range(3):
         y = _clustered_outcomes(rng, codes, 0.35, shape=(2,))
-        decision, comp = gate({"diagnosis": _dx_table(IDS, y[0])},
-                              {"diagnosis": _dx_table(IDS, y[1])}, ["diagnosis/top1"])
+        decision, _ = gate({"diagnosis": _dx_table(IDS, y[0])},
+                           {"diagnosis": _dx_table(IDS, y[1])}, ["diagnosis/top1"])
         assert decision.promote == (_promote_rate(y[None], IDS) == 1.0)
     better = np.maximum(y[0], _clustered_outcomes(rng, codes, 0.2))  # solves more cases
-    decision, comp = gate({"diagnosis": _dx_table(IDS, y[0])},
-                          {"diagnosis": _dx_table(IDS, better)}, ["diagnosis/top1"])
+    decision, _ = gate({"diagnosis": _dx_table(IDS, y[0])},
+                       {"diagnosis": _dx_table(IDS, better)}, ["diagnosis/top1"])
     assert decision.promote and decision.checks[0].gain_low > 0
 
 

@@ -28,7 +28,14 @@ import numpy as np
 import pandas as pd
 
 from nova_mlflow.analysis import stats
-from nova_mlflow.analysis.metric_specs import SKIPPED, SPECS, TASK_COLUMNS, MetricSpec, TaskTable, evaluate
+from nova_mlflow.analysis.metric_specs import (
+    SKIPPED,
+    SPECS,
+    TASK_COLUMNS,
+    MetricSpec,
+    TaskTable,
+    evaluate,
+)
 
 CLUSTER = "case_id"
 Tables = Mapping[str, Mapping[str, pd.DataFrame]]  # run id -> task -> per-case table
@@ -235,9 +242,10 @@ def compare_tables(runs: Tables, baseline: str, cfg: StatsConfig = StatsConfig()
 def _notes(n_tests: int, cfg: StatsConfig) -> list[str]:
     need = stats.min_resamples(n_tests, cfg.alpha, cfg.adjust)
     if n_tests and need > cfg.resamples:
-        return [f"{n_tests} tests adjusted by {cfg.adjust}: with {cfg.resamples} resamples no "
-                f"adjusted p can fall below alpha {cfg.alpha:g} (smallest p is "
-                f"1/{cfg.resamples}); use at least {need} resamples"]
+        lone = " (with BH: a lone effect's)" if cfg.adjust == "bh" else ""
+        return [(f"the smallest p {cfg.resamples} resamples give is 1/{cfg.resamples}: adjusted "
+                 f"({cfg.adjust}) over {n_tests} tests, no p{lone} can fall below alpha "
+                 f"{cfg.alpha:g}; use at least {need} resamples")]
     return []
 
 
@@ -277,8 +285,9 @@ def gate_decision(comp: Comparison, challenger: str, metrics: Sequence[str],
         gain = ms.direction * s.delta
         low = s.delta_low if ms.direction > 0 else -s.delta_high
         p = s.p_adjusted if s.p_adjusted is not None else 1.0
-        fails = ([] if low > min_delta else [f"CI low {low:+.4f} <= min-delta {min_delta:g}"]) \
-            + ([] if p < alpha else [f"adjusted p {p:.4f} >= alpha {alpha:g}"])
+        fails = [] if low > min_delta else [f"CI low {low:+.4f} <= min-delta {min_delta:g}"]
+        if p >= alpha:
+            fails.append(f"adjusted p {p:.4f} >= alpha {alpha:g}")
         checks.append(GateCheck(key, gain, low, p, not fails, "; ".join(fails) or "passes"))
     return GateDecision(bool(checks) and all(c.passed for c in checks), tuple(checks))
 

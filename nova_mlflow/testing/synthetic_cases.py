@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from nova_mlflow.metrics.captioning import MODALITY_TERMS
 from nova_mlflow.metrics.components import (
     caption_components,
     diagnosis_components,
@@ -22,12 +23,12 @@ from nova_mlflow.metrics.components import (
 )
 from nova_mlflow.schemas import Box
 
-CLINICAL = ("lesion mass tumor edema hemorrhage cyst enhancement hyperintensity infarct "
-            "atrophy glioma meningioma abscess calcification nodule necrosis cortex "
-            "cerebellum thalamus frontal parietal temporal occipital pons ventricle").split()
-MODALITY = "flair axial sagittal t1 t2 coronal dwi weighted".split()
+CLINICAL = """lesion mass tumor edema hemorrhage cyst enhancement hyperintensity infarct atrophy
+glioma meningioma abscess calcification nodule necrosis cortex cerebellum thalamus frontal
+parietal temporal occipital pons ventricle""".split()  # noqa: SIM905 (a word list reads best as text)
+MODALITY = sorted(MODALITY_TERMS - {"t1w", "t2w"})  # sorted: a set's order changes per process
 TERMS = ("white matter", "mass effect", "corpus callosum", "basal ganglia", "midline shift")
-FILLER = "the a of with in and left right image shows showing large small".split()
+FILLER = "the a of with in and left right image shows showing large small".split()  # noqa: SIM905
 NORMAL = ("no abnormality is seen", "the brain is unremarkable")
 N_LABELS = 120
 
