@@ -290,3 +290,17 @@ def test_gate_respects_direction_and_min_delta():
     assert not gate_decision(comp, "b", ["localization/mAP30"],
                              min_delta=m.delta_low + 1e-9).promote
     assert not gate_decision(comp, "b", ["captioning/bleu"]).promote  # not compared
+
+
+def test_distinct_label_metrics_are_centred_on_the_observed_value():
+    ids = nova_like_case_ids(281, seed=3)
+    a = tables(simulate_run(ids, 0.0, seed=1))
+    comp = compare_tables({"a": a}, "a", StatsConfig(resamples=500, metrics=(
+        "diagnosis/entropy", "diagnosis/coverage", "diagnosis/top1")))
+    ent = comp.metrics["diagnosis/entropy"]
+    rs = ent.runs["a"]
+    assert ent.centred and rs.boot_bias < -0.05  # resamples repeat cases: fewer labels
+    assert rs.ci_low < rs.value < rs.ci_high
+    assert ent.boot.mean() == pytest.approx(rs.value, abs=1e-9)
+    assert comp.metrics["diagnosis/coverage"].boot.max() <= 1.0
+    assert comp.metrics["diagnosis/top1"].runs["a"].boot_bias is None

@@ -15,6 +15,12 @@ Output per metric and run: value (unit weights over the compared cases), percent
 its percentile CI, two-sided bootstrap p, p adjusted over all metric x run tests of this
 comparison, and the MDE (null for the baseline itself).
 
+Centred metrics (coverage, entropy: MetricSpec.centred): a resample repeats cases and so
+holds fewer distinct labels, which pulls every resampled value down (the percentile interval
+of the entropy can miss the observed value altogether). Their draws are shifted by the
+resampling bias, theta* - (mean(theta*) - theta), clipped to the metric's range, before the
+interval, the paired delta, p and SE; `boot_bias` reports the shift.
+
 Gate: promote iff, for every gated metric, the lower CI bound of the gain exceeds min_delta
 and the adjusted p is below alpha (gain = delta, or -delta for a lower-is-better metric).
 """
@@ -65,6 +71,7 @@ class RunStats:
     p_adjusted: float | None = None
     mde: float | None = None
     se_delta: float | None = None
+    boot_bias: float | None = None  # mean resampled value minus value, for centred metrics
 
 
 @dataclass
@@ -76,6 +83,7 @@ class MetricStats:
     n_clusters: int
     runs: dict[str, RunStats]
     boot: np.ndarray = field(repr=False)  # [runs, B] resampled values, run order as `runs`
+    centred: bool = False  # draws shifted onto the observed value (MetricSpec.centred)
 
     @property
     def se_method(self) -> str:
@@ -103,7 +111,8 @@ class Comparison:
             "n_clusters": self.n_clusters, "skipped": dict(self.skipped),
             "left_out": self.left_out, "notes": list(self.notes),
             "metrics": {k: {"kind": m.kind, "se_method": m.se_method, "direction": m.direction,
-                            "n_cases": m.n_cases, "n_clusters": m.n_clusters,
+                            "centred": m.centred, "n_cases": m.n_cases,
+                            "n_clusters": m.n_clusters,
                             "runs": {r: asdict(s) for r, s in m.runs.items()}}
                         for k, m in self.metrics.items()},
         }
@@ -169,13 +178,17 @@ def _metric(spec: MetricSpec, al: Aligned, run_ids: list[str], base: int,
     unit = stats.Weights.unit(al.codes, len(al.clusters))
     boot = np.stack([evaluate(spec, t, w) for t in al.tables])
     values = [float(evaluate(spec, t, unit)[0]) for t in al.tables]
+    bias = boot.mean(axis=1) - values
+    if spec.centred:
+        boot = np.clip(boot - bias[:, None], *spec.bounds)
     infl = [stats.mean_influence(*spec.mean(t)) for t in al.tables] if spec.mean else []
     counted = [spec.mean(t)[1] > 0 for t in al.tables] if spec.mean else []
     runs: dict[str, RunStats] = {}
     for i, r in enumerate(run_ids):
         se = (stats.cr1_se(infl[i], al.codes, counted[i]) if spec.mean
               else stats.bootstrap_se(boot[i]))
-        rs = RunStats(values[i], *stats.percentile_ci(boot[i], cfg.level), se)
+        rs = RunStats(values[i], *stats.percentile_ci(boot[i], cfg.level), se,
+                      boot_bias=float(bias[i]) if spec.centred else None)
         if i != base:
             d = boot[i] - boot[base]
             se_d = (stats.cr1_se(infl[i] - infl[base], al.codes, counted[i] | counted[base])
@@ -186,7 +199,7 @@ def _metric(spec: MetricSpec, al: Aligned, run_ids: list[str], base: int,
                          se_delta=se_d)
         runs[r] = rs
     return MetricStats(spec.key, spec.kind, spec.direction, len(al.codes), len(al.clusters),
-                       runs, boot)
+                       runs, boot, spec.centred)
 
 
 def _wanted(cfg: StatsConfig, tasks: set[str]) -> tuple[list[str], dict[str, str]]:
