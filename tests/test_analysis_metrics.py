@@ -96,7 +96,7 @@ def test_coco_ap_on_weighted_draws_is_pycocotools_on_duplicated_images(run):
     got = {k: evaluate(SPECS[f"localization/{k}"], al.tables[0], w)
            for k in ("coco_mAP30", "coco_mAP50", "coco_mAP50_95")}
     for b in range(len(counts)):
-        images = [(s.preds, s.golds) for i, s in enumerate(sub) for _ in range(w.rows[b, i])]
+        images = [(s.preds, s.golds) for i, s in enumerate(sub) for _ in range(w.rows[i, b])]
         ref = coco_map(images)  # each copy its own image id, in filename order
         for k, v in got.items():
             assert v[b] == pytest.approx(ref[k], abs=1e-12), (k, b)

@@ -74,27 +74,28 @@ def parse_flags(cells: Sequence[str], n_thresholds: int) -> list[ThresholdFlags]
 
 @dataclass(frozen=True)
 class DrawSet:
-    """What every threshold of one run shares for a set of draws (rows of image weights)."""
+    """What every threshold of one run shares for a set of draws. Image-major ([n, B]):
+    the images with a TP are then contiguous rows, and `maximum.at` needs no order."""
 
-    w: np.ndarray  # [B, n] int32 image weights
-    det_before: np.ndarray  # [B, n] detections of the images before each image
+    w: np.ndarray  # [n, B] int32 image weights
+    det_before: np.ndarray  # [n, B] detections of the images before each image
     npig: np.ndarray  # [B] gold boxes in the draw
     bins: np.ndarray  # [B, max npig + 1] recall bin of each TP count (recall_bin)
 
-    def rows(self, sl: slice) -> DrawSet:
-        return DrawSet(self.w[sl], self.det_before[sl], self.npig[sl], self.bins[sl])
+    def draws(self, sl: slice) -> DrawSet:
+        return DrawSet(self.w[:, sl], self.det_before[:, sl], self.npig[sl], self.bins[sl])
 
 
 def recall_bins(w: np.ndarray, n_gold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(npig [B], bins [B, max npig + 1]): depends on the gold boxes only (shared by runs)."""
-    npig = w @ n_gold.astype(np.int64)
+    """(npig [B], bins [B, max npig + 1]) of image weights [n, B]: gold boxes only (shared)."""
+    npig = n_gold.astype(np.int64) @ w
     grid = np.arange(int(npig.max(initial=0)) + 1) / np.where(npig > 0, npig, 1)[:, None]
     return npig, recall_bin(grid).astype(np.int32)
 
 
 def draw_set(w: np.ndarray, n_det: np.ndarray, npig: np.ndarray, bins: np.ndarray) -> DrawSet:
-    wd = w * n_det.astype(np.int32)
-    return DrawSet(w, np.cumsum(wd, axis=1, dtype=np.int32) - wd, npig, bins)
+    wd = w * n_det.astype(np.int32)[:, None]
+    return DrawSet(w, np.cumsum(wd, axis=0, dtype=np.int32) - wd, npig, bins)
 
 
 def recall_bin(rc: np.ndarray) -> np.ndarray:
@@ -112,45 +113,49 @@ def average_precision(f: ThresholdFlags, d: DrawSet) -> np.ndarray:
     Draws are independent, so they go in chunks that bound the memory.
     """
     step = max(1, CHUNK_POSITIONS // max(1, len(f.image)))
-    return np.concatenate([_ap(f, d.rows(slice(i, i + step)))
-                           for i in range(0, max(1, len(d.w)), step)])
+    b_count = len(d.npig)
+    return np.concatenate([_ap(f, d if step >= b_count else d.draws(slice(i, i + step)))
+                           for i in range(0, max(1, b_count), step)])
 
 
 def _ap(f: ThresholdFlags, d: DrawSet) -> np.ndarray:
-    b_count = len(d.w)
+    b_count = len(d.npig)
     if len(f.image) == 0:
         return np.where(d.npig > 0, 0.0, np.nan)
     images, first, n_cand = np.unique(f.image, return_index=True, return_counts=True)
     first, n_cand = first.astype(np.int32), n_cand.astype(np.int32)
-    m = len(images)
     tp_j, fp_j = f.tp[images], f.fp[images]
     pure = fp_j == 0
-    w = d.w[:, images]
-    wt = w * tp_j
-    before_tp = (np.cumsum(wt, axis=1, dtype=np.int32) - wt).ravel()
-    before_fp = d.det_before[:, images].ravel() - before_tp
-    # slot (b, j) = image j's copies in draw b: a pure image gives one position (the last TP
+    w = d.w[images]  # [m, B]
+    wt = w * tp_j[:, None]
+    before_tp = (np.cumsum(wt, axis=0, dtype=np.int32) - wt).ravel()
+    before_fp = d.det_before[images].ravel() - before_tp
+    # slot (j, b) = image j's copies in draw b: a pure image gives one position (the last TP
     # of its last copy), another w * n_cand; the q-th is candidate q % n_cand of copy
     # q // n_cand. Layer q holds the q-th position of every slot that has one.
-    reps = np.where(pure, np.minimum(w, 1), w * n_cand).ravel()
-    last_copy = np.where(pure, w - 1, 0).ravel()
+    reps = np.where(pure[:, None], np.minimum(w, 1), w * n_cand[:, None]).ravel()
+    last_copy = np.where(pure[:, None], w - 1, 0).ravel()
     n_bins = len(RECALL_POINTS) + 1
     width = d.bins.shape[1]
     bins = d.bins.ravel()
+    rank1 = f.rank + 1
     best = np.zeros(b_count * n_bins)
     idx = np.flatnonzero(reps)
     q = 0
     while len(idx):
-        b = idx // m
-        j = idx - b * m
-        per = n_cand[j]
-        copy = q // per + last_copy[idx]
-        src = first[j] + q % per
-        tp = before_tp[idx] + copy * tp_j[j] + f.rank[src] + 1
+        j = idx // b_count
+        b = idx - j * b_count
+        if q == 0:
+            copy, src = last_copy[idx], first[j]
+        else:
+            per = n_cand[j]
+            copy = q // per + last_copy[idx]
+            src = first[j] + q % per
+        tp = before_tp[idx] + copy * tp_j[j] + rank1[src]
         fp = before_fp[idx] + copy * fp_j[j] + f.fp_before[src]
         key = b * n_bins + bins[b * width + tp]
         tpf = tp.astype(float)
-        np.maximum.at(best, key, tpf / (fp.astype(float) + tpf + EPS))
+        np.maximum.at(best, key, tpf / (fp + tpf + EPS))
         q += 1
         idx = idx[reps[idx] > q]
     # q(r) = max over bins above r; bin j holds positions reaching the first j recall points

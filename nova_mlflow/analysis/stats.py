@@ -97,8 +97,8 @@ class Weights:
 
     @cached_property
     def rows(self) -> np.ndarray:
-        """[B, n] integer weight of every row (what the order-dependent COCO AP needs)."""
-        return self.counts[:, self.codes].astype(np.int32)
+        """[n, B] integer weight of every row (what the order-dependent COCO AP needs)."""
+        return np.ascontiguousarray(self.counts.T)[self.codes].astype(np.int32)
 
 
 def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
