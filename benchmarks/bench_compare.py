@@ -75,8 +75,8 @@ def main() -> None:
          f"(case structure of the real metadata; synthetic answers), {n_metrics} metrics "
          f"(every resampled Table 1-3 metric), {args.resamples} resamples, Holm over "
          f"{n_metrics * (args.runs - 1)} tests."),
-        f"- `compare_tables` wall time: **{spread(times)}** (target < 10 s); CPU time of "
-        f"the process (all threads) {spread(cpu)}.",
+        (f"- `compare_tables` wall time: **{spread(times)}** (target < 10 s); CPU time of "
+         f"the process (all threads) {spread(cpu)}."),
         f"- Building the per-case component tables (scoring's work, not timed): {build:.1f} s.",
         (f"- Sanity: coco_mAP30 of the best run vs the baseline: delta {top.delta:+.4f} "
          f"[{top.delta_low:+.4f}, {top.delta_high:+.4f}], p {top.p_value:.4f}, Holm-adjusted "

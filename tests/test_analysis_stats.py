@@ -18,6 +18,7 @@ from nova_mlflow.analysis.stats import (
     mde,
     mean_influence,
     percentile_ci,
+    wald_p,
 )
 from nova_mlflow.metrics import captioning as cap
 from nova_mlflow.metrics.coco import coco_map
@@ -202,6 +203,18 @@ def test_bootstrap_p_and_mde_follow_their_stated_formulas():
     assert bootstrap_p(d) == pytest.approx(0.2)  # 2 * min(10, 90) / 100
     assert bootstrap_p(np.full(50, 0.3)) == pytest.approx(1 / 50)  # floored at 1/B
     assert mde(1.0, 0.05, 0.8) == pytest.approx(1.959964 + 0.841621, abs=1e-5)
+    assert wald_p(0.0, 0.0) == 1.0 and wald_p(0.02, 0.01) == pytest.approx(0.0455, abs=1e-4)
+
+
+def test_wald_p_is_not_floored_so_holm_over_many_tests_can_pass():
+    ids = nova_like_case_ids(200, seed=1)
+    a, b = tables(simulate_run(ids, -0.5, seed=1)), tables(simulate_run(ids, 1.0, seed=2))
+    boot = compare_tables({"a": a, "b": b}, "a", StatsConfig(resamples=500))
+    wald = compare_tables({"a": a, "b": b}, "a", StatsConfig(resamples=500, p_method="wald"))
+    rb, rw = (c.metrics["diagnosis/top1"].runs["b"] for c in (boot, wald))
+    assert rb.p_value == 1 / 500 and rb.p_adjusted > 0.05 and boot.notes  # floored, flagged
+    assert rw.p_value < 1e-6 and rw.p_adjusted < 0.05 and not wald.notes
+    assert rw.delta_low == rb.delta_low and rw.mde == rb.mde  # only the p differs
 
 
 def test_draws_are_reproducible_whole_cases_and_independent_of_row_order():

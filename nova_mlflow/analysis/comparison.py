@@ -12,8 +12,8 @@ The cluster of a row is its `case_id` (it must agree across runs). One draw matr
 
 Output per metric and run: value (unit weights over the compared cases), percentile CI, SE
 (CR1 for means, bootstrap otherwise), and against the baseline: delta = run - baseline with
-its percentile CI, two-sided bootstrap p, p adjusted over all metric x run tests of this
-comparison, and the MDE (null for the baseline itself).
+its percentile CI, two-sided bootstrap p (or Wald p: StatsConfig.p_method), p adjusted over
+all metric x run tests of this comparison, and the MDE (null for the baseline itself).
 
 Centred metrics (coverage, entropy: MetricSpec.centred): a resample repeats cases and so
 holds fewer distinct labels, which pulls every resampled value down (the percentile interval
@@ -56,6 +56,7 @@ class StatsConfig:
     power: float = 0.8
     adjust: str = "holm"
     metrics: tuple[str, ...] = ()  # empty: every metric the tables allow
+    p_method: str = "bootstrap"  # or "wald": 2 Phi(-|delta| / se_delta), not floored at 1/B
 
 
 @dataclass
@@ -107,7 +108,7 @@ class Comparison:
         return {
             "baseline_run_id": self.baseline, "runs": list(self.run_ids),
             "resamples": c.resamples, "seed": c.seed, "level": c.level, "alpha": c.alpha,
-            "power": c.power, "adjust": c.adjust, "cluster": CLUSTER,
+            "power": c.power, "adjust": c.adjust, "p_method": c.p_method, "cluster": CLUSTER,
             "n_clusters": self.n_clusters, "skipped": dict(self.skipped),
             "left_out": self.left_out, "notes": list(self.notes),
             "metrics": {k: {"kind": m.kind, "se_method": m.se_method, "direction": m.direction,
@@ -195,7 +196,9 @@ def _metric(spec: MetricSpec, al: Aligned, run_ids: list[str], base: int,
                     if spec.mean else stats.bootstrap_se(d))
             lo, hi = stats.percentile_ci(d, cfg.level)
             rs = replace(rs, delta=values[i] - values[base], delta_low=lo, delta_high=hi,
-                         p_value=stats.bootstrap_p(d), mde=stats.mde(se_d, cfg.alpha, cfg.power),
+                         p_value=(stats.wald_p(values[i] - values[base], se_d)
+                                  if cfg.p_method == "wald" else stats.bootstrap_p(d)),
+                         mde=stats.mde(se_d, cfg.alpha, cfg.power),
                          se_delta=se_d)
         runs[r] = rs
     return MetricStats(spec.key, spec.kind, spec.direction, len(al.codes), len(al.clusters),
@@ -218,6 +221,8 @@ def compare_tables(runs: Tables, baseline: str, cfg: StatsConfig = StatsConfig()
                    cases: Mapping[str, Collection[str]] | None = None) -> Comparison:
     """Every metric the tables allow, for every run, paired against `baseline` (a run id)."""
     run_ids = list(runs)
+    if cfg.p_method not in ("bootstrap", "wald"):
+        raise ValueError(f"p_method must be 'bootstrap' or 'wald', not {cfg.p_method!r}")
     if baseline not in runs:
         raise ValueError(f"baseline {baseline!r} is not among the runs compared")
     base = run_ids.index(baseline)
@@ -254,11 +259,11 @@ def compare_tables(runs: Tables, baseline: str, cfg: StatsConfig = StatsConfig()
 
 def _notes(n_tests: int, cfg: StatsConfig) -> list[str]:
     need = stats.min_resamples(n_tests, cfg.alpha, cfg.adjust)
-    if n_tests and need > cfg.resamples:
+    if n_tests and need > cfg.resamples and cfg.p_method == "bootstrap":
         lone = " (with BH: a lone effect's)" if cfg.adjust == "bh" else ""
         return [(f"the smallest p {cfg.resamples} resamples give is 1/{cfg.resamples}: adjusted "
                  f"({cfg.adjust}) over {n_tests} tests, no p{lone} can fall below alpha "
-                 f"{cfg.alpha:g}; use at least {need} resamples")]
+                 f"{cfg.alpha:g}; use at least {need} resamples or p_method 'wald'")]
     return []
 
 

@@ -13,7 +13,10 @@ Definitions (B resamples, theta* the metric on a resample, d* = theta*_run - the
   counted case; for every other metric the bootstrap SD of theta* (ddof 1);
 - p: two-sided percentile-bootstrap test of "no difference",
   p = min(1, 2 min(#{d* <= 0}, #{d* >= 0}) / B), floored at 1/B (B draws cannot resolve
-  less). Identical runs give d* = 0 on every draw, so both counts are B and p = 1;
+  less). Identical runs give d* = 0 on every draw, so both counts are B and p = 1.
+  Optional (`wald_p`): p = 2 Phi(-|delta| / se_delta) with the paired SE below, which is not
+  floored, for comparisons with more tests than the resamples can resolve after adjustment
+  (Holm over m tests needs B >= m / alpha for any p to pass; `min_resamples`);
 - adjustment over all metric x run tests of one comparison: Holm (step-down, family-wise) or
   Benjamini-Hochberg (step-up, false discovery rate), or none;
 - MDE, the smallest true difference found with probability `power` by a two-sided level-alpha
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy.stats import norm
@@ -156,6 +159,15 @@ def bootstrap_p(delta_boot: np.ndarray) -> float:
     return float(min(1.0, max(2 * k / b, 1 / b)))
 
 
+def wald_p(delta: float, se_delta: float) -> float:
+    """Two-sided normal-theory p of 'no difference' from the paired SE; 1 for a tie."""
+    if delta == 0:
+        return 1.0
+    if se_delta <= 0:
+        return 0.0
+    return float(2 * norm.sf(abs(delta) / se_delta))
+
+
 def adjust_p(p: Sequence[float], method: str = "holm") -> list[float]:
     """Holm or Benjamini-Hochberg adjusted p-values (same order as given); 'none' copies."""
     if method not in ADJUSTMENTS:
@@ -177,7 +189,12 @@ def adjust_p(p: Sequence[float], method: str = "holm") -> list[float]:
 
 def mde(se_delta: float, alpha: float = 0.05, power: float = 0.8) -> float:
     """Minimum detectable difference: (z_{1-alpha/2} + z_power) * se_delta."""
-    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se_delta)
+    return float((_z(1 - alpha / 2) + _z(power)) * se_delta)
+
+
+@lru_cache(maxsize=64)
+def _z(q: float) -> float:
+    return float(norm.ppf(q))  # scipy's ppf costs ~0.5 ms a call: 315 tests x 2
 
 
 def min_resamples(n_tests: int, alpha: float = 0.05, adjust: str = "holm") -> int:
