@@ -245,16 +245,21 @@ def test_json_keys_left_out_cases_and_skipped_metrics_are_reported():
     a, b = tables(simulate_run(ids, 0.0, seed=1)), tables(simulate_run(ids, 0.5, seed=2))
     b["diagnosis"] = b["diagnosis"].iloc[5:]  # run b misses five diagnosis slices
     b["captioning"] = b["captioning"].drop(columns=["bleu_m4"])
+    b["localization"].loc[3, "coco_tp"] = None  # a row scored without its COCO matches
+    b["captioning"].loc[b["captioning"]["has_ref"] == 0, "meteor"] = None  # not counted: fine
     comp = compare_tables({"a": a, "b": b}, "a", StatsConfig(resamples=100))
     js = comp.to_json()
     assert js["cluster"] == "case_id" and js["n_clusters"] == 40
     assert js["left_out"]["diagnosis"] == {"a": 5, "b": 0}
     assert js["metrics"]["diagnosis/top1"]["n_cases"] == len(ids) - 5
     assert "bleu_m4" in js["skipped"]["captioning/bleu"]
+    assert "1 counted case(s) have no value in column coco_tp" in js["skipped"][
+        "localization/coco_mAP30"]
+    assert "captioning/meteor" in js["metrics"] and "localization/mAP30" in js["metrics"]
     assert "distinct" in js["skipped"]["captioning/vocab_size"]
     keys = {"value", "ci_low", "ci_high", "se", "delta", "delta_low", "delta_high", "p_value",
             "p_adjusted", "mde"}
-    assert keys <= set(js["metrics"]["localization/coco_mAP30"]["runs"]["b"])
+    assert keys <= set(js["metrics"]["localization/mAP30"]["runs"]["b"])
     assert js["metrics"]["localization/mAP30"]["runs"]["a"]["p_adjusted"] is None
     b["localization"] = b["localization"].assign(case_id="other")
     with pytest.raises(ValueError, match="case_ids"):

@@ -165,9 +165,10 @@ def _problem(spec: MetricSpec, run_ids: Sequence[str], tables: Sequence[TaskTabl
             return f"run {r}'s {spec.task} table lacks column(s) {', '.join(missing)}"
         counted = t.mask() > 0 if spec.masked else np.ones(len(t.frame), bool)
         for c in spec.columns:
-            if c.startswith("label_") or c == "coco_tp":
+            if c.startswith("label_"):
                 continue
-            nulls = int(np.isnan(t.num(c))[counted].sum())
+            cells = t.frame[c].isna().to_numpy() if c == "coco_tp" else np.isnan(t.num(c))
+            nulls = int(cells[counted].sum())
             if nulls:
                 return f"run {r}: {nulls} counted case(s) have no value in column {c}"
     return None

@@ -14,7 +14,7 @@ localization_components(preds, golds), preds in the model's emitted order:
   ap30, ap50            NOVA-protocol per-image AP at IoU 0.30 / 0.50 (emitted order,
                         inclusive IoU w = x2 - x1 + 1; metrics/localization.py)
   ap50_95               mean of the per-image NOVA AP over IoU 0.50, 0.55, ..., 0.95
-  tp30, fp30, tp50      NOVA-protocol true / false positives at 0.30, true positives at 0.50
+  tp30, fp30, tp50, fp50   NOVA-protocol true / false positives at 0.30 and 0.50
   match30, match50      order-free one-to-one matches at 0.30 / 0.50 (precision/recall/F1)
   best_iou_excl         best IoU over every predicted x gold pair, EXCLUSIVE sizes
                         (w = x2 - x1, as pycocotools and the NOVA authors' hit rate); 0 when
@@ -123,7 +123,8 @@ def localization_components(preds: Sequence[Box], golds: Sequence[Box]) -> dict:
     return {
         "n_gold": len(golds), "n_pred": len(preds),
         "ap30": loc.image_ap(m30.tp), "ap50": loc.image_ap(m50.tp), "ap50_95": ap50_95,
-        "tp30": sum(m30.tp), "fp30": len(preds) - sum(m30.tp), "tp50": sum(m50.tp),
+        "tp30": sum(m30.tp), "fp30": len(preds) - sum(m30.tp),
+        "tp50": sum(m50.tp), "fp50": len(preds) - sum(m50.tp),
         "match30": len(loc.match_order_free(ious, 0.30)),
         "match50": len(loc.match_order_free(ious, 0.50)),
         "best_iou_excl": float(excl.max()) if excl.size else 0.0,
