@@ -7,21 +7,24 @@ drawn case comes along, as often as the case was drawn. One [B, G] matrix of dra
 shared by every run compared (paired), so run-to-run differences keep their pairing.
 
 Definitions (B resamples, theta* the metric on a resample, d* = theta*_run - theta*_base):
-- interval: percentile, the (1-level)/2 and (1+level)/2 quantiles of theta* (numpy linear);
+- interval: percentile, the (1-level)/2 and (1+level)/2 quantiles of theta* (numpy linear;
+  for the distinct-label metrics theta* is first centred on theta, see comparison.py);
 - se: for a mean over cases, CR1 cluster-robust: sqrt(G/(G-1) * sum_g (sum_{i in g} u_i)^2)
   with u_i = m_i (y_i - mean) / sum(m) (m = 1 where the case counts), G = clusters with a
   counted case; for every other metric the bootstrap SD of theta* (ddof 1);
 - p: two-sided percentile-bootstrap test of "no difference",
   p = min(1, 2 min(#{d* <= 0}, #{d* >= 0}) / B), floored at 1/B (B draws cannot resolve
   less). Identical runs give d* = 0 on every draw, so both counts are B and p = 1.
-  Optional (`wald_p`): p = 2 Phi(-|delta| / se_delta) with the paired SE below, which is not
+  Optional (`wald_p`): p = 2 Phi(-|delta| / se_delta) with se_delta below, which is not
   floored, for comparisons with more tests than the resamples can resolve after adjustment
   (Holm over m tests needs B >= m / alpha for any p to pass; `min_resamples`);
 - adjustment over all metric x run tests of one comparison: Holm (step-down, family-wise) or
   Benjamini-Hochberg (step-up, false discovery rate), or none;
+- se_delta, the paired SE: CR1 of u_run - u_base (the two runs' influences, same clusters)
+  for a mean, else the bootstrap SD of d*;
 - MDE, the smallest true difference found with probability `power` by a two-sided level-alpha
   z-test given the observed paired SE: mde = (z_{1-alpha/2} + z_{power}) * se_delta
-  (alpha 0.05, power 0.8: 2.80 se_delta).
+  (alpha 0.05, power 0.8: 2.80 se_delta); alpha as chosen, not adjusted for the other tests.
 """
 
 from __future__ import annotations
