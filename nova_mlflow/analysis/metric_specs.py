@@ -39,14 +39,10 @@ class TaskTable:
     def has(self, col: str) -> bool:
         return col in self.frame.columns
 
-    def num(self, col: str, default: float | None = None) -> np.ndarray:
-        """A numeric column as float (null -> NaN); `default` fills an absent column."""
-        if col not in self._cache:
-            if col not in self.frame.columns and default is not None:
-                self._cache[col] = np.full(len(self.frame), float(default))
-            else:
-                self._cache[col] = pd.to_numeric(self.frame[col], errors="coerce").to_numpy(float)
-        return self._cache[col]
+    def num(self, col: str) -> np.ndarray:
+        """A numeric column as float (null -> NaN)."""
+        return self.memo(col, lambda: pd.to_numeric(self.frame[col], errors="coerce")
+                         .to_numpy(float))  # type: ignore[return-value]
 
     def clean(self, col: str) -> np.ndarray:
         """A numeric column with null as 0 (nulls only sit on rows a mask leaves out)."""
@@ -56,6 +52,7 @@ class TaskTable:
         return self.clean("has_ref") if self.has("has_ref") else np.ones(len(self.frame))
 
     def memo(self, key: str, make: Callable[[], object]) -> object:
+        """Computed once per table (parsed columns, COCO flags, label matrices)."""
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
@@ -196,7 +193,7 @@ def _sums_of(t: TaskTable, w: Weights, *cols: np.ndarray) -> list[np.ndarray]:
 def _coco_ap(t: TaskTable, w: Weights, index: int) -> np.ndarray:
     """AP at COCO_THRESHOLDS[index] on every resample (NaN when no gold box is drawn)."""
     flags = t.memo("coco_flags", lambda: coco_resample.parse_flags(
-        [str(c or "") for c in t.frame["coco_tp"]], len(COCO_THRESHOLDS)))
+        [c if isinstance(c, str) else "" for c in t.frame["coco_tp"]], len(COCO_THRESHOLDS)))
     key = (id(t), "coco", index)
     if key not in w.memo:
         n_gold = t.clean("n_gold").astype(np.int64)
