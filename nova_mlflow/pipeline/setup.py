@@ -121,6 +121,11 @@ def setup_params(model: str, frame: Frame, dataset: Dataset, prompts: dict[Task,
         "tasks": ",".join(t.value for t in tasks),
         "package_version": __version__, "schema_version": SCHEMA_VERSION,
     }
+    if Task.captioning in tasks:  # where METEOR's WordNet came from (bundled, nltk, a dir)
+        from nova_mlflow.wordnet import wordnet_source
+
+        source = wordnet_source()
+        params["wordnet"] = "bundled" if source.startswith("bundled") else source
     for t, p in prompts.items():
         params[f"prompt.{t.value}.name"] = p.name
         params[f"prompt.{t.value}.version"] = p.version
