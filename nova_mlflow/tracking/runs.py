@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import time
 import warnings
@@ -22,11 +21,10 @@ from urllib.parse import urlparse
 
 import mlflow
 import pandas as pd
-from mlflow.entities import Metric, RunTag
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from nova_mlflow.errors import InputError
-from nova_mlflow.tracking import _compat
 
 log = logging.getLogger("nova_mlflow")
 
@@ -43,26 +41,6 @@ def tracking_uri() -> str:
     return uri
 
 
-def write_table_file(df: pd.DataFrame, target: Path) -> None:
-    """The JSON file mlflow.log_table writes for `df`, byte for byte, in about a third of the time.
-
-    log_table calls `df.to_json(orient="split", index=False, date_format="iso")`. For that
-    orient pandas first copies the frame into Python lists (to_dict), boxing every cell in
-    Python; that copy is two thirds of the time. Written as the orient "values" arrays of the
-    header and of the rows, the same encoder walks the frame's columns itself.
-    tests/test_tracking_batched.py holds both ways to the same bytes.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if df.columns.empty or not all(isinstance(c, str) for c in df.columns):
-        df.to_json(target, orient="split", index=False, date_format="iso")
-        return
-    cells = df.astype(object)
-    header = pd.DataFrame([list(cells.columns)], dtype=object).to_json(orient="values")
-    rows = cells.to_json(orient="values", date_format="iso")
-    with open(target, "w", encoding="utf-8") as fh:
-        fh.write('{"columns":' + header[1:-1] + ',"data":' + rows + "}")
-
-
 class RunLogger:
     """Thin wrapper so the rest of the package never touches mlflow's API."""
 
@@ -70,7 +48,6 @@ class RunLogger:
         self.run = run
         self.run_id: str = run.info.run_id
         self.experiment_id: str = run.info.experiment_id
-        self._tags_at_start: dict[str, str] = dict(run.data.tags)
         self._params_at_start: dict[str, str] = dict(run.data.params)
 
     def params(self, params: Mapping[str, Any]) -> None:
@@ -92,39 +69,14 @@ class RunLogger:
     def table(self, df: pd.DataFrame, artifact_file: str) -> None:
         mlflow.log_table(data=df, artifact_file=artifact_file)
 
-    def results(self, metrics: Mapping[str, float], tables: Mapping[str, pd.DataFrame],
-                staging: Path) -> None:
-        """Aggregate metrics and per-case tables in one upload and one store write.
-
-        Each table is the file mlflow.log_table writes and is registered in the run tag
-        log_table maintains (_compat.logged_tables_tag), so the UI's evaluation view and
-        mlflow.load_table see it as a table. log_table itself costs three store round trips
-        per table; for a fresh file none is needed: all tables go up in one log_artifacts
-        and the tag goes with the metrics in one log_batch. A table already in the run (a
-        resumed run) is appended by log_table, as is every table if the shortcut fails.
-        """
-        known = _compat.logged_tables(self._tags_at_start)
-        fresh = {f: df for f, df in tables.items() if {"path": f, "type": "table"} not in known}
-        for f, df in tables.items():
-            if f not in fresh:
-                self.table(df, f)
-        tags: list[RunTag] = []
-        if fresh:
-            try:
-                tag = _compat.logged_tables_tag(known, fresh)
-            except Exception as exc:  # noqa: BLE001 - the public call instead
-                log.debug("table tag shortcut failed (%s); using log_table", exc)
-                for f, df in fresh.items():
-                    self.table(df, f)
-                fresh = {}
-            else:
-                shutil.rmtree(staging, ignore_errors=True)  # upload only this call's tables
-                for f, df in fresh.items():
-                    write_table_file(df, staging / f)
-                self.artifacts(staging)
-                tags.append(RunTag(_compat.LOGGED_ARTIFACTS_TAG, tag))
+    def results(self, metrics: Mapping[str, float], tables: Mapping[str, pd.DataFrame]) -> None:
+        """Per-case tables (mlflow.log_table: the UI's evaluation view and mlflow.load_table
+        read them; a table the run has already is appended to) and the aggregate metrics in
+        one store write."""
+        for artifact_file, df in tables.items():
+            self.table(df, artifact_file)
         now = int(time.time() * 1000)
-        MlflowClient().log_batch(self.run_id, tags=tags, metrics=[
+        MlflowClient().log_batch(self.run_id, metrics=[
             Metric(k, float(v), now, 0) for k, v in metrics.items()])
 
     def artifact(self, path: Path, artifact_path: str | None = None) -> None:
@@ -174,8 +126,7 @@ def start_run(experiment: str, run_name: str | None = None,
     """Open a run (or attach to the one `mlflow run` made); FAILED on any exception.
 
     Inside another open run (a sweep's parent) the new run is its child. The registry
-    prompts in `prompt_uris` are linked to the run in the same store write that creates it
-    (_compat.linked_prompts_tag; else load_prompt inside the run, the public way).
+    prompts in `prompt_uris` are linked to the run by loading them inside it.
     """
     tracking_uri()
     parent = mlflow.active_run()
@@ -184,17 +135,10 @@ def start_run(experiment: str, run_name: str | None = None,
         exp = mlflow.set_experiment(experiment)
         fail_orphaned_runs(exp.experiment_id)
     all_tags = {**(tags or {}), "nova.host": socket.gethostname(), "nova.pid": os.getpid()}
-    link_later: list[str] = []
-    if prompt_uris:
-        try:
-            all_tags[_compat.LINKED_PROMPTS_TAG] = _compat.linked_prompts_tag(prompt_uris)
-        except Exception as exc:  # noqa: BLE001 - the public call instead
-            log.debug("prompt link shortcut failed (%s); using load_prompt", exc)
-            link_later = list(prompt_uris)
     run = mlflow.start_run(run_name=None if attach else run_name, nested=parent is not None,
                            tags={k: str(v) for k, v in all_tags.items()})
-    for uri in link_later:
-        mlflow.genai.load_prompt(uri)
+    for uri in dict.fromkeys(prompt_uris or []):
+        mlflow.genai.load_prompt(uri)  # inside the run: links the version to it
     logger = RunLogger(run)
     try:
         yield logger
