@@ -60,7 +60,8 @@ def run_config(*, data: str = "demo", images: str | Path | None = None, model: s
                prompt: Prompts = None, limit: int | None = None, concurrency: int = 8,
                temperature: float = 0.0, max_tokens: int = 1024, seed: int | None = 0,
                judge: str = "none", experiment: str | None = None, run_name: str | None = None,
-               base_url: str | None = None, rpm: float | None = None, max_retries: int = 6,
+               base_url: str | None = None, api_key_env: str | None = None,
+               rpm: float | None = None, max_retries: int = 6,
                retry_base: float = 1.0, timeout: float = 120.0, no_cache: bool = False,
                refresh: bool = False, prices: str | None = None, no_progress: bool = False,
                no_traces: bool = False) -> RunConfig:
@@ -73,7 +74,7 @@ def run_config(*, data: str = "demo", images: str | Path | None = None, model: s
         limit=limit or None, concurrency=concurrency, judge=judge, experiment=experiment,
         run_name=run_name, progress=not no_progress,
         settings=GenerationSettings(temperature=temperature, max_tokens=max_tokens, seed=seed),
-        base_url=base_url, rpm=rpm, use_cache=not no_cache, refresh=refresh, prices=prices,
+        base_url=base_url, api_key_env=api_key_env or None, rpm=rpm, use_cache=not no_cache, refresh=refresh, prices=prices,
         traces=not no_traces,
         retry=RetryPolicy(max_retries=max_retries, base_delay=retry_base, timeout=timeout))
 

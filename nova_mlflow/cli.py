@@ -147,6 +147,11 @@ def run_options(fn):
         click.option("--base-url", default=None,
                      help="Provider endpoint [default: OPENAI_BASE_URL / GOOGLE_GEMINI_BASE_URL "
                           "/ the vendor's]."),
+        click.option("--api-key-env", default=None, metavar="NAME",
+                     help="Environment variable holding the API key [default: OPENAI_API_KEY "
+                          "for openai, GEMINI_API_KEY / GOOGLE_API_KEY for gemini, "
+                          "OPENAI_COMPATIBLE_API_KEY for openai-compatible (no key sent when "
+                          "unset; never OPENAI_API_KEY)]."),
         click.option("--rpm", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="At most this many requests per minute (spaced evenly)."),
         click.option("--max-retries", type=WholeNumber(0, 50), default=6, show_default=True,

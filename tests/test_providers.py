@@ -185,6 +185,7 @@ def test_missing_key_fails_before_any_work(tmp_path, demo_dir, own_cache, monkey
 def test_openai_compatible_qwen_frame(tmp_path, demo_dir, own_cache, monkeypatch):
     srv = _server(monkeypatch)
     monkeypatch.delenv("OPENAI_BASE_URL")
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", KEY)  # its own key, never OPENAI_API_KEY
     try:
         code, m, err = _run("--data", str(demo_dir), "--model", "openai-compatible:qwen2.5-vl-72b",
                             "--base-url", srv.openai_base_url, "--tasks", "localization",

@@ -77,7 +77,7 @@ def run(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
         dataset = load_dataset(cfg.data, images_dir=cfg.images)
     # the baseline's retrieval corpus is the whole dataset, whatever --limit says
     provider = create_provider(cfg.model, cases=dataset.cases, base_url=cfg.base_url,
-                               timeout=cfg.retry.timeout)
+                               api_key_env=cfg.api_key_env, timeout=cfg.retry.timeout)
     dataset = dataset.limited(cfg.limit)
     store = CallStore.in_dir(cache_dir()) if cfg.use_cache else None
     jobs = [Job(c, t) for t in cfg.tasks for c in dataset.cases]
@@ -91,6 +91,7 @@ def run(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
         params = log_run_setup(mlrun, cfg, frame, dataset, prompts, {
             **judge_params, "base_url": safe_url(getattr(provider, "base_url", None)),
             "cache": "refresh" if cfg.refresh else ("on" if store is not None else "off"),
+            **({"api_key_env": cfg.api_key_env} if cfg.api_key_env else {}),  # a name only
             **{f"prompt.{t.value}.uri": uri for t, uri in prompt_uris.items()}})
         answers_path = run_dir(mlrun.run_id) / "answers.jsonl"
         log.info("answers are written to %s as they arrive", answers_path)
