@@ -150,6 +150,23 @@ def sync() -> list[str]:
     return sync_all()
 
 
+def cache_stats() -> dict[str, Any]:
+    """What the response cache holds: {"path", "bytes", "rows"}, one row per kind
+    (responses / verdicts), provider, model and endpoint with its entries, oldest, newest."""
+    from nova_mlflow.pipeline.cache import cache_stats as stats
+
+    return stats()
+
+
+def cache_prune(*, older_than: float) -> dict[str, Any]:
+    """Remove cached answers and verdicts older than `older_than` days; what was removed."""
+    from nova_mlflow.pipeline.cache import prune_cache
+
+    if older_than < 0:
+        raise InputError(f"--older-than {older_than}: use a number of days >= 0")
+    return prune_cache(older_than)
+
+
 def validate(*, data: str = "demo", images: str | Path | None = None,
              no_images: bool = False) -> dict[str, Any]:
     """Check a dataset (exit-2 error on the first bad row); its counts and digest."""

@@ -311,6 +311,47 @@ def gate(run_id, registered_model, metrics, min_delta, alpha, resamples, seed, a
     sys.exit(0 if result.promoted else 1)
 
 
+@main.group()
+def cache() -> None:
+    """The response cache: model answers and judge verdicts kept so no call is paid twice.
+
+    \b
+    Kept in <cache>/responses.sqlite ($NOVA_MLFLOW_CACHE, else the platform's user cache).
+    Entries are keyed by provider, model, endpoint, prompt, settings and input.
+    """
+
+
+@cache.command("stats")
+@json_option
+def cache_stats(as_json) -> None:
+    """Entries per provider, model and endpoint (answers) and per judge (verdicts)."""
+    from nova_mlflow import api
+    from nova_mlflow.pipeline.cache import stats_table
+
+    stats = _call(api.cache_stats)
+    if as_json:
+        _emit_json(stats)
+    else:
+        click.echo(stats_table(stats))
+
+
+@cache.command("prune")
+@click.option("--older-than", type=click.FloatRange(min=0), required=True, metavar="DAYS",
+              help="Remove entries stored more than DAYS days ago (0 empties the cache).")
+@json_option
+def cache_prune(older_than, as_json) -> None:
+    """Remove old entries (answers and verdicts) and give the space back."""
+    from nova_mlflow import api
+
+    done = _call(api.cache_prune, older_than=older_than)
+    if as_json:
+        _emit_json(done)
+    else:
+        r = done["removed"]
+        click.echo(f"removed {r['responses']} answer(s) and {r['verdicts']} verdict(s) older "
+                   f"than {older_than:g} day(s) from {done['path']}")
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the synced run ids as JSON.")
 def sync(as_json) -> None:
