@@ -10,7 +10,7 @@ import logging
 from nova_mlflow import tracking
 from nova_mlflow.config import EvaluateConfig
 from nova_mlflow.data import load_dataset
-from nova_mlflow.data.answers import read_answers
+from nova_mlflow.data.answers import answer_line, read_answers
 from nova_mlflow.errors import InputError
 from nova_mlflow.paths import run_dir
 from nova_mlflow.pipeline import setup
@@ -78,8 +78,7 @@ def evaluate(cfg: EvaluateConfig) -> RunSummary:
         copy = run_dir(run.run_id) / "answers.jsonl"
         stamped = (a.model_copy(update={"frame": a.frame or frame.value})
                    if a.task is Task.localization else a for a in answers.values())
-        copy.write_text("".join(a.model_dump_json(exclude_none=True) + "\n" for a in stamped),
-                        encoding="utf-8")
+        copy.write_text("".join(answer_line(a) + "\n" for a in stamped), encoding="utf-8")
         log_results(run, scores, dataset.cases, copy,
                     Header(f"NOVA evaluation: {run_name}", params))
         log.info("\n%s", text_table(scores.metrics, f"Run {run.run_id}: {run_name}"))
