@@ -28,7 +28,7 @@ from typing import Any
 from nova_mlflow.metrics.matching import Verdict
 from nova_mlflow.metrics.diagnosis import normalize
 from nova_mlflow.paths import cache_dir
-from nova_mlflow.pricing import cost_usd, load_prices
+from nova_mlflow.pricing import PriceTable, cost_usd, load_prices
 from nova_mlflow.prompts import Prompt, load_prompt
 from nova_mlflow.providers import create_provider
 from nova_mlflow.providers.base import Request, Response
@@ -161,16 +161,18 @@ class JudgeMatcher:
         hooks = _JudgeCalls(self, owners or {})
         return dict(await execute(self.session, pairs, hooks))
 
-    def metrics(self, prices: dict | None = None) -> dict[str, float]:
-        """Judge usage as diagnosis/judge_* metrics, apart from the model's own tokens."""
+    def metrics(self, prices: PriceTable | None = None) -> dict[str, float]:
+        """Judge usage as diagnosis/judge_* metrics, apart from the model's own tokens
+        (judge_cost_usd left out when the judge's price is unknown)."""
         u = self.usage
         table = prices if prices is not None else load_prices()
+        cost = cost_usd(self.model, u.input_tokens, u.output_tokens, table)
         return {"judge_calls": float(u.calls), "judge_cache_hits": float(u.cache_hits),
                 "judge_shortcuts": float(u.shortcuts), "judge_unreadable": float(u.unreadable),
                 "judge_api_errors": float(u.api_errors),
                 "judge_input_tokens": float(u.input_tokens),
                 "judge_output_tokens": float(u.output_tokens),
-                "judge_cost_usd": cost_usd(self.model, u.input_tokens, u.output_tokens, table)}
+                **({} if cost is None else {"judge_cost_usd": cost})}
 
     def params(self) -> dict[str, str]:
         return {"judge": self.model, "judge_prompt.name": self.prompt.name,

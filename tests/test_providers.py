@@ -194,7 +194,8 @@ def test_openai_compatible_qwen_frame(tmp_path, demo_dir, own_cache, monkeypatch
         srv.stop()
     assert code == 0, err
     # the fake answers in Qwen2.5-VL's 476-px frame; read back correctly they score like pixels
-    assert m["localization/mAP30"] > 0.3 and m["localization/cost_usd"] == 0
+    assert m["localization/mAP30"] > 0.3
+    assert "localization/cost_usd" not in m  # a locally served model has no known price
     _, run = _only_run(tmp_path)
     assert run.data.params["frame"] == "qwen25_resized_xyxy"
     assert run.data.params["base_url"] == srv.openai_base_url

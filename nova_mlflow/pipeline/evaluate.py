@@ -15,6 +15,7 @@ from nova_mlflow.errors import InputError
 from nova_mlflow.paths import run_dir
 from nova_mlflow.pipeline import setup
 from nova_mlflow.pipeline.results import Header, RunSummary, Scoring, log_results, score_answers
+from nova_mlflow.pricing import load_prices, warn_if_unknown
 from nova_mlflow.report import text_table
 from nova_mlflow.schemas import ALL_TASKS, Answer, Frame, Task
 from nova_mlflow.scoring import ScoreContext
@@ -58,6 +59,8 @@ def evaluate(cfg: EvaluateConfig) -> RunSummary:
     tasks = tuple(t for t in ALL_TASKS if any(k[1] is t for k in answers))
     setup.check_resources(tasks)
     judge = setup.make_judge(cfg.judge) if Task.diagnosis in tasks else None
+    if judge is not None:
+        warn_if_unknown(judge.model, load_prices(), "judge")
     judge_params, judge_uri = setup.judge_setup(judge)
     run_name = cfg.run_name or f"evaluate {model} {outputs.name}"
     with tracking.start_run(cfg.experiment or setup.default_experiment(dataset), run_name,
