@@ -215,3 +215,19 @@ def test_stats_of_a_fresh_machine_and_of_a_broken_file(tmp_path):
     res = CliRunner().invoke(main, ["cache", "stats"])
     assert res.exit_code == 2 and "responses.sqlite" in res.stderr and "not a response cache" \
         in res.stderr
+
+
+def test_each_test_has_a_cache_of_its_own(tmp_path, demo_dir):
+    """Results never depend on test order or the xdist worker: no answers, verdicts or run
+    directories are shared; only the demo set (read-only) is, linked in."""
+    import os
+    from pathlib import Path
+
+    from nova_mlflow.data import load_dataset
+    from nova_mlflow.paths import cache_dir
+
+    cache = Path(os.environ["NOVA_MLFLOW_CACHE"])
+    assert cache == cache_dir() and cache.is_relative_to(tmp_path)
+    assert sorted(p.name for p in cache.iterdir()) == ["demo-v1"]  # nothing cached yet
+    assert load_dataset("demo").digest == load_dataset(demo_dir).digest  # found, not rebuilt
+    assert (cache / "demo-v1").resolve() == demo_dir.resolve()
