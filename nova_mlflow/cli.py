@@ -211,7 +211,8 @@ def sweep(models, prompts, as_json, **o) -> None:
 @data_option
 @images_option
 @click.option("--outputs", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help='JSONL, one {"filename", "task", "text"} object per line.')
+              help='JSONL, one {"filename", "task", "text"} object per line; text is the raw '
+                   'answer, or null for no answer (counted as missing). Extra fields are kept.')
 @click.option("--from-run", default=None, metavar="RUN_ID",
               help="Re-score the answers an earlier MLflow run logged (older schemas are "
                    "upgraded; its model and frame are reused unless given).")
@@ -321,8 +322,12 @@ def cache() -> None:
     """
 
 
+cache_json_option = click.option("--json", "as_json", is_flag=True,
+                                 help="Print the result as one JSON object on stdout.")
+
+
 @cache.command("stats")
-@json_option
+@cache_json_option
 def cache_stats(as_json) -> None:
     """Entries per provider, model and endpoint (answers) and per judge (verdicts)."""
     from nova_mlflow import api
@@ -338,7 +343,7 @@ def cache_stats(as_json) -> None:
 @cache.command("prune")
 @click.option("--older-than", type=click.FloatRange(min=0), required=True, metavar="DAYS",
               help="Remove entries stored more than DAYS days ago (0 empties the cache).")
-@json_option
+@cache_json_option
 def cache_prune(older_than, as_json) -> None:
     """Remove old entries (answers and verdicts) and give the space back."""
     from nova_mlflow import api

@@ -47,7 +47,9 @@ def _day(ts: float) -> str:
 
 def stats_table(stats: dict[str, Any]) -> str:
     """The stats as a plain-text table for the terminal."""
-    head = f"{stats['path']} ({stats['bytes'] / 1e6:.1f} MB)"
+    size = stats["bytes"]
+    head = f"{stats['path']} ({size / 1e6:.1f} MB)" if size >= 1e5 else \
+        f"{stats['path']} ({size / 1e3:.0f} kB)"
     if not stats["rows"]:
         return f"{head}: empty"
     body = [[str(r[c]) if c not in ("oldest", "newest") else _day(r[c]) for c in COLUMNS]
