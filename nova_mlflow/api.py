@@ -74,8 +74,8 @@ def run_config(*, data: str = "demo", images: str | Path | None = None, model: s
         limit=limit or None, concurrency=concurrency, judge=judge, experiment=experiment,
         run_name=run_name, progress=not no_progress,
         settings=GenerationSettings(temperature=temperature, max_tokens=max_tokens, seed=seed),
-        base_url=base_url, api_key_env=api_key_env or None, rpm=rpm, use_cache=not no_cache, refresh=refresh, prices=prices,
-        traces=not no_traces,
+        base_url=base_url, api_key_env=api_key_env or None, rpm=rpm, use_cache=not no_cache,
+        refresh=refresh, prices=prices, traces=not no_traces,
         retry=RetryPolicy(max_retries=max_retries, base_delay=retry_base, timeout=timeout))
 
 

@@ -13,11 +13,10 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from conftest import run_store
 
 from nova_mlflow.cli import main
 from nova_mlflow.testing.fake_server import FakeModelServer, guess_task
-
-from conftest import run_store
 
 KEY = "sk-test-cache-4e8f2a"
 QWEN = "openai-compatible:qwen2.5-vl-72b"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import run_store
 
 from nova_mlflow.cli import main
 from nova_mlflow.pricing import (
@@ -21,8 +22,6 @@ from nova_mlflow.pricing import (
     price_for,
 )
 from nova_mlflow.testing.fake_server import FakeModelServer
-
-from conftest import run_store
 
 KEY = "sk-test-costs-71c0"
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,5 +143,5 @@ def test_price_table_has_date_and_source_and_readme_lists_it():
     section = readme.split("### Price table", 1)[1].split("\n#", 1)[0]
     assert PRICES_AS_OF in section and all(url in section for url in PRICES_SOURCES.values())
     listed = {m: {"input": float(i), "output": float(o)} for m, i, o in
-              re.findall(r"^\| `([^`]+)` \| ([\d.]+) \| ([\d.]+) \|", section, re.M)}
+              re.findall(r"^\| `([^`]+)` \| ([\d.]+) \| ([\d.]+) \|", section, re.MULTILINE)}
     assert listed == DEFAULT_PRICES

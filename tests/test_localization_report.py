@@ -11,12 +11,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from nova_mlflow.report import paper
 from nova_mlflow.cli import main
-from nova_mlflow.report import SOURCE_OURS, SOURCE_PAPER
+from nova_mlflow.report import SOURCE_OURS, SOURCE_PAPER, paper
+from nova_mlflow.report import localization as rl
 from nova_mlflow.schemas import Answer, Box, Task
 from nova_mlflow.scoring import ScoreContext, score
-from nova_mlflow.report import localization as rl
 from nova_mlflow.scoring import localization as sl
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -204,7 +203,7 @@ def paper_text_tables(text: str) -> dict[int, tuple[list[str], dict[str, list[st
     """{table number: (column names, {model: values as printed})} parsed from the quoted
     paragraphs "Paper, Table N (col / col / ...): Model v / v / ...; Model v / v ...."."""
     out = {}
-    for m in re.finditer(r"^Paper, Table (\d) \((.*?)\):\s*(.*?)(?:\n\n|\Z)", text, re.S | re.M):
+    for m in re.finditer(r"^Paper, Table (\d) \((.*?)\):\s*(.*?)(?:\n\n|\Z)", text, re.DOTALL | re.MULTILINE):
         columns = [c.strip() for c in m.group(2).split(" / ")]
         rows = {}
         for chunk in " ".join(m.group(3).split()).rstrip(".").split(";"):

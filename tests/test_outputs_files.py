@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import run_store
 
 from nova_mlflow.cli import main
 from nova_mlflow.data.answers import read_answers
 from nova_mlflow.errors import InputError
 from nova_mlflow.schemas import Task
-
-from conftest import run_store
 
 F = "case9001_001.png"  # in the demo set
 GOOD = json.dumps({"filename": F, "task": "diagnosis", "text": "1. Glioblastoma"})
@@ -193,7 +193,7 @@ def test_null_is_missing_empty_is_answered_extras_reach_the_run(tmp_path, demo_d
     client = run_store(tmp_path)
     (run,) = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
     got = client.download_artifacts(run.info.run_id, "answers/answers.jsonl", str(tmp_path))
-    rows = [json.loads(x) for x in open(got)]
+    rows = [json.loads(x) for x in Path(got).read_text().splitlines()]
     assert [(r["text"], r["rater"]) for r in rows] == [("", "dr-a"), (None, "dr-a")]
     again = CliRunner().invoke(main, ["evaluate", "--data", str(demo_dir), "--from-run",
                                       run.info.run_id, "--json"])  # the artifact reads back

@@ -6,10 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nova_mlflow.parsing.frames import from_pixels, frame_for, smart_resize, to_pixels
-from nova_mlflow.schemas import Frame
 from nova_mlflow.parsing import parse_answer
-from nova_mlflow.schemas import Box, Task
+from nova_mlflow.parsing.frames import frame_for, from_pixels, smart_resize, to_pixels
+from nova_mlflow.schemas import Box, Frame, Task
 
 
 def boxes(text, frame=Frame.pixel_xyxy):
@@ -109,7 +108,7 @@ def test_parser_never_raises(text, task, frame):
 
 def test_a_parser_bug_becomes_the_internal_error_status(monkeypatch):
     """What the property above rules out: a parser that raises ends as "parser error"."""
-    import nova_mlflow.parsing as parsing
+    from nova_mlflow import parsing
 
     def broken(text, **kwargs):
         raise IndexError("a bug")

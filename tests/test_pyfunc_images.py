@@ -12,11 +12,10 @@ import base64
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import good_row, png_bytes, run_store, write_dataset
 
 from nova_mlflow.cli import main
 from nova_mlflow.testing.fake_server import FakeModelServer
-
-from conftest import good_row, png_bytes, run_store, write_dataset
 
 KEY = "sk-test-pyfunc-2b7d"
 MODEL = "nova-images"
@@ -90,7 +89,7 @@ def test_images_under_the_roots_are_read(tmp_path, served):
 def test_roots_given_at_load_time(tmp_path, served):
     import mlflow
 
-    srv, data, _ = served
+    _, data, _ = served
     secret = _outside(tmp_path)
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion",
                                      model_config={"image_roots": [str(tmp_path / "private")]})
