@@ -147,6 +147,11 @@ def run_options(fn):
         click.option("--base-url", default=None,
                      help="Provider endpoint [default: OPENAI_BASE_URL / GOOGLE_GEMINI_BASE_URL "
                           "/ the vendor's]."),
+        click.option("--api-key-env", default=None, metavar="NAME",
+                     help="Environment variable holding the API key [default: OPENAI_API_KEY "
+                          "for openai, GEMINI_API_KEY / GOOGLE_API_KEY for gemini, "
+                          "OPENAI_COMPATIBLE_API_KEY for openai-compatible (no key sent when "
+                          "unset; never OPENAI_API_KEY)]."),
         click.option("--rpm", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="At most this many requests per minute (spaced evenly)."),
         click.option("--max-retries", type=WholeNumber(0, 50), default=6, show_default=True,
@@ -206,7 +211,8 @@ def sweep(models, prompts, as_json, **o) -> None:
 @data_option
 @images_option
 @click.option("--outputs", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help='JSONL, one {"filename", "task", "text"} object per line.')
+              help='JSONL, one {"filename", "task", "text"} object per line; text is the raw '
+                   'answer, or null for no answer (counted as missing). Extra fields are kept.')
 @click.option("--from-run", default=None, metavar="RUN_ID",
               help="Re-score the answers an earlier MLflow run logged (older schemas are "
                    "upgraded; its model and frame are reused unless given).")
@@ -304,6 +310,51 @@ def gate(run_id, registered_model, metrics, min_delta, alpha, resamples, seed, a
     if as_json:
         _emit_json(result.as_json())
     sys.exit(0 if result.promoted else 1)
+
+
+@main.group()
+def cache() -> None:
+    """The response cache: model answers and judge verdicts kept so no call is paid twice.
+
+    \b
+    Kept in <cache>/responses.sqlite ($NOVA_MLFLOW_CACHE, else the platform's user cache).
+    Entries are keyed by provider, model, endpoint, prompt, settings and input.
+    """
+
+
+cache_json_option = click.option("--json", "as_json", is_flag=True,
+                                 help="Print the result as one JSON object on stdout.")
+
+
+@cache.command("stats")
+@cache_json_option
+def cache_stats(as_json) -> None:
+    """Entries per provider, model and endpoint (answers) and per judge (verdicts)."""
+    from nova_mlflow import api
+    from nova_mlflow.pipeline.cache import stats_table
+
+    stats = _call(api.cache_stats)
+    if as_json:
+        _emit_json(stats)
+    else:
+        click.echo(stats_table(stats))
+
+
+@cache.command("prune")
+@click.option("--older-than", type=click.FloatRange(min=0), required=True, metavar="DAYS",
+              help="Remove entries stored more than DAYS days ago (0 empties the cache).")
+@cache_json_option
+def cache_prune(older_than, as_json) -> None:
+    """Remove old entries (answers and verdicts) and give the space back."""
+    from nova_mlflow import api
+
+    done = _call(api.cache_prune, older_than=older_than)
+    if as_json:
+        _emit_json(done)
+    else:
+        r = done["removed"]
+        click.echo(f"removed {r['responses']} answer(s) and {r['verdicts']} verdict(s) older "
+                   f"than {older_than:g} day(s) from {done['path']}")
 
 
 @main.command()

@@ -66,6 +66,7 @@ class RunConfig(BaseModel):
     settings: GenerationSettings = GenerationSettings()
     progress: bool = True
     base_url: str | None = None
+    api_key_env: str | None = None  # the variable holding the key (its name, never its value)
     retry: RetryPolicy = RetryPolicy()
     rpm: float | None = Field(None, gt=0)
     use_cache: bool = True

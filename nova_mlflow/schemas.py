@@ -150,10 +150,12 @@ class Case(Frozen):
 class Answer(BaseModel):
     """One raw model answer: the unit of the outputs JSONL (interface.md) and of the cache.
 
-    Only filename, task and text are required when reading files written elsewhere.
+    Only filename, task and text are required when reading files written elsewhere
+    (data/answers.py holds the rules); text None with status "answered" means no answer
+    (scored as missing). Extra fields are kept, so they reach the run's answers.jsonl.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
     schema_version: int = SCHEMA_VERSION
     filename: str

@@ -154,7 +154,7 @@ def test_evaluate_bad_outputs_file(tmp_path, demo_dir, line, field):
     res = CliRunner().invoke(main, ["evaluate", "--data", str(demo_dir), "--outputs", str(f)])
     assert res.exit_code == 2
     err = res.stderr.strip()
-    assert "\n" not in err and "bad.jsonl" in err and "row 2" in err
+    assert "\n" not in err and "bad.jsonl" in err and "line 2" in err
     if field:
         assert f"field '{field}'" in err
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nova_mlflow.calls.runner import CallSession, Outcome, execute, run_sync
-from nova_mlflow.calls.store import CallStore, request_key
+from nova_mlflow.calls.store import CacheKey, CallStore, response_key
 from nova_mlflow.providers.base import Request, Response
 from nova_mlflow.schemas import Answer, Case, Task
 
@@ -38,11 +38,11 @@ class _ModelCalls:
     def request(self, job: Job) -> Request:
         return self.make_request(job)
 
-    def _key(self, request: Request) -> str | None:
+    def _key(self, request: Request) -> CacheKey | None:
         p = self.session.provider
         if self.store is None or not getattr(p, "cacheable", True):
             return None
-        return request_key(p.name, p.model, request)
+        return response_key(p, request)  # the endpoint is part of it
 
     def stored(self, job: Job, request: Request) -> Response | None:
         key = self._key(request)
@@ -51,7 +51,7 @@ class _ModelCalls:
     def keep(self, job: Job, request: Request, response: Response) -> None:
         key = self._key(request)
         if self.store is not None and key:
-            self.store.put(key, self.session.provider.name, self.session.provider.model, response)
+            self.store.put(key, response)
 
     def span(self, job: Job, request: Request, cached: bool) -> AbstractContextManager[Any]:
         if self.tracer is None:

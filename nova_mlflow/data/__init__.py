@@ -85,6 +85,24 @@ def load_dataset(
     return _load_dir(path, path.name, images_dir, check_images)
 
 
+def dataset_root(spec: str | Path) -> Path | None:
+    """The directory a dataset spec's files live in, without building or downloading it
+    (None for a path that does not exist): what may be read on the dataset's behalf."""
+    from nova_mlflow.paths import cache_dir
+
+    spec_s = str(spec)
+    if spec_s == "demo":
+        from nova_mlflow.data.demo import DEMO_VERSION
+
+        return cache_dir() / DEMO_VERSION
+    if spec_s.startswith(HF_PREFIX):
+        return cache_dir() / "hf"  # where data.hub downloads to
+    path = Path(spec_s).expanduser()
+    if not path.exists():
+        return None
+    return path if path.is_dir() else path.parent
+
+
 def find_tables(path: Path) -> tuple[list[Path], list[Path]]:
     """NOVA CSVs and parquet files in a directory (or the file itself)."""
     if path.is_file():

@@ -15,6 +15,7 @@ from pathlib import Path
 from nova_mlflow import tracking
 from nova_mlflow.data import Dataset
 from nova_mlflow.metrics.usage import usage_metrics
+from nova_mlflow.pricing import PriceTable
 from nova_mlflow.report import markdown_table, write_artifacts
 from nova_mlflow.report.html import build_report
 from nova_mlflow.schemas import (
@@ -54,7 +55,7 @@ class Scoring:
     cases: list[Case]
     tasks: tuple[Task, ...]
     context: ScoreContext
-    prices: dict | None = None
+    prices: PriceTable | None = None
 
 
 @dataclass

@@ -35,10 +35,13 @@ def model_frame(model: str, explicit: Frame | None) -> Frame:
         raise InputError(str(exc)) from None
 
 
-def check_key(model: str) -> None:
-    """A missing key fails before any work, naming the variable to set."""
+def check_key(model: str, api_key_env: str | None = None) -> None:
+    """A missing key fails before any work, naming the variable to set (openai-compatible
+    servers may take none, unless --api-key-env names one)."""
     kind = provider_kind(model)
-    if kind in KEY_VARS and kind != "openai-compatible":
+    if api_key_env:
+        api_key(kind, env_name=api_key_env)
+    elif kind in KEY_VARS and kind != "openai-compatible":
         api_key(kind)
 
 
@@ -53,7 +56,7 @@ def check_resources(tasks: tuple[Task, ...]) -> None:
 def check_config(cfg: RunConfig) -> tuple[Frame, dict[Task, Prompt]]:
     """Every check that needs no data and no network, so bad flags fail before any work."""
     frame = model_frame(cfg.model, cfg.frame)
-    check_key(cfg.model)
+    check_key(cfg.model, cfg.api_key_env)
     load_prices(cfg.prices)
     check_resources(cfg.tasks)
     return frame, {t: load_prompt(t, cfg.prompts.get(t, DEFAULT_VERSION)) for t in cfg.tasks}

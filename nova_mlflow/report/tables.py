@@ -1,6 +1,8 @@
 """Human-facing summaries of a run: a plain-text table for the terminal, Markdown for MLflow.
 
-Fractions print as percentages (like the paper's tables); counts print as integers.
+Fractions print as percentages (like the paper's tables); counts print as integers; costs
+in USD, or "cost unknown" when tokens were counted but the model has no known price (no
+cost metric is logged then: pricing.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ HEADLINE = {
     "diagnosis": ["top1", "top5", "coverage", "entropy", "no_reference"],
 }
 STATUS = ["n_cases", "answered", "missing", "parse_failures", "api_errors", "refused"]
+#: cost metric -> the metric whose presence says the cost was asked for (tokens counted)
+COSTS = {"cost_usd": "input_tokens", "judge_cost_usd": "judge_calls"}
+UNKNOWN_COST = "cost unknown"
 
 
 def fmt(key: str, value: float) -> str:
@@ -41,6 +46,10 @@ def rows(metrics: Mapping[str, float]) -> list[tuple[str, str, str]]:
             full = f"{task}/{k}"
             if full in metrics:
                 out.append((task, k, fmt(full, metrics[full])))
+        for cost, counted in COSTS.items():
+            if f"{task}/{counted}" in metrics:
+                value = metrics.get(f"{task}/{cost}")
+                out.append((task, cost, UNKNOWN_COST if value is None else f"${value:,.4f}"))
     return out
 
 

@@ -25,10 +25,12 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from nova_mlflow.errors import InputError
+from nova_mlflow.paths import pending_file
 
 log = logging.getLogger("nova_mlflow")
 
 MAX_PARAM_LEN = 6000
+PENDING_SYNC_TAG = "nova.pending_sync"  # the run's results are on disk, waiting for `sync`
 UPLOAD_THREADS = 8  # files uploaded at once to a remote artifact store
 
 
@@ -105,6 +107,11 @@ class RunLogger:
             for done in [pool.submit(client.log_artifact, self.run_id, *u) for u in uploads[1:]]:
                 done.result()  # the first failure is raised here, after the others finished
 
+    def clear_tag(self, key: str) -> None:
+        """Remove a tag if the run has it."""
+        if key in self._tags_at_start:
+            MlflowClient().delete_tag(self.run_id, key)
+
     def dict(self, data: Mapping[str, Any], artifact_file: str) -> None:
         mlflow.log_dict(dict(data), artifact_file)
 
@@ -161,7 +168,10 @@ def resume_run(run_id: str) -> Iterator[RunLogger]:
     try:
         yield logger
     except BaseException:
-        mlflow.end_run(status="FAILED")
+        try:
+            mlflow.end_run(status="FAILED")
+        except Exception as exc:  # the server may be the thing that failed; keep the first error
+            log.warning("could not mark run %s FAILED (%s)", logger.run_id, type(exc).__name__)
         raise
     else:
         mlflow.end_run(status="FINISHED")
@@ -195,7 +205,9 @@ def fail_orphaned_runs(experiment_id: str) -> list[str]:
     """Mark FAILED the RUNNING runs of this host whose process is gone (a kill -9).
 
     A killed process cannot close its run; the next run on the same machine does it, with
-    the reason as a tag. Runs of other hosts are left alone (their process may be alive).
+    the reason as a tag. Runs of other hosts are left alone (their process may be alive),
+    and so are runs whose results wait on disk for `nova-mlflow sync` (their process ended
+    on purpose when the server went away): those get the tag `nova.pending_sync` instead.
     """
     client = MlflowClient()
     host = socket.gethostname()
@@ -205,6 +217,11 @@ def fail_orphaned_runs(experiment_id: str) -> list[str]:
     closed = []
     for r in found:
         pid = r.data.tags.get("nova.pid", "")
+        pending = pending_file(r.info.run_id)
+        if pending.is_file():
+            if r.data.tags.get(PENDING_SYNC_TAG) != str(pending):
+                client.set_tag(r.info.run_id, PENDING_SYNC_TAG, str(pending))
+            continue
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             client.set_tag(r.info.run_id, "nova.failed_reason",
                            f"process {pid} on {host} ended without closing the run (killed?)")
