@@ -50,6 +50,7 @@ class RunLogger:
         self.run = run
         self.run_id: str = run.info.run_id
         self.experiment_id: str = run.info.experiment_id
+        self._tags_at_start: dict[str, str] = dict(run.data.tags)
         self._params_at_start: dict[str, str] = dict(run.data.params)
 
     def params(self, params: Mapping[str, Any]) -> None:
