@@ -250,7 +250,11 @@ def validate(data, images, no_images, as_json) -> None:
                    f"({facts['layout']} layout, digest {facts['digest']})")
 
 
-@main.command()
+STATS_HELP = ("Resampling unit: the patient case (case_id); the same draws for every run. "
+              "p: t test on the paired cluster-robust SE, adjusted over every metric x run test.")
+
+
+@main.command(epilog=STATS_HELP)
 @click.option("--experiment", default=None,
               help="Compare the finished runs of this experiment (sweep parents and compare "
                    "runs left out) [default: nova-demo, unless --run is given].")
@@ -259,47 +263,69 @@ def validate(data, images, no_images, as_json) -> None:
 @click.option("--baseline", default=None, metavar="ID",
               help="Run the others are compared with [default: the first --run, or the oldest].")
 @click.option("--metric", "metrics", multiple=True, metavar="KEY",
-              help="Metric to compare (repeat or comma-separate) [default: every metric that "
-                   "is a mean over cases and that all runs have].")
+              help="Metric to compare (repeat or comma-separate) [default: every Table 1-3 "
+                   "metric the runs' tables allow].")
+@click.option("--adjust", type=click.Choice(["holm", "bh", "none"]), default="holm",
+              show_default=True,
+              help="Adjust p over all metric x run tests: Holm (family-wise), Benjamini-"
+                   "Hochberg (false discovery rate) or none.")
+@click.option("--allow-mismatch", is_flag=True,
+              help="Compare runs on different dataset digests, diagnosis scorers or schema / "
+                   "metric-definition versions anyway (what differed is printed and logged).")
 @click.option("--resamples", type=WholeNumber(100, 100_000), default=2000, show_default=True,
-              help="Bootstrap resamples.")
+              help="Bootstrap resamples (draws of whole cases).")
 @click.option("--seed", type=WholeNumber(), default=None,
               help="Bootstrap seed [default: the package's fixed seed].")
+@click.option("--p-method", type=click.Choice(["wald", "bootstrap"]), default="wald",
+              show_default=True,
+              help="wald: t test on the paired cluster-robust SE (not floored); bootstrap: the "
+                   "percentile-bootstrap p, at least 1/resamples.")
 @click.option("--no-log", is_flag=True, help="Print only; log no comparison run.")
 @json_option
-def compare(experiment, runs, baseline, metrics, resamples, seed, no_log, as_json) -> None:
-    """Runs side by side, with paired bootstrap 95% CIs and p-values vs a baseline run."""
+def compare(experiment, runs, baseline, metrics, adjust, allow_mismatch, resamples, seed,
+            p_method, no_log, as_json) -> None:
+    """Runs side by side: per metric, value, 95% CI, SE, paired delta vs a baseline run with
+    its CI, p, adjusted p and the minimum detectable difference."""
     from nova_mlflow import api
-    from nova_mlflow.report.compare import to_json
 
-    comp = _call(api.compare, experiment=experiment, run=runs, baseline=baseline, metric=metrics,
-                 resamples=resamples, seed=seed, no_log=no_log)
+    res = _call(api.compare, experiment=experiment, run=runs, baseline=baseline, metric=metrics,
+                adjust=adjust, allow_mismatch=allow_mismatch, resamples=resamples, seed=seed,
+                p_method=p_method, no_log=no_log)
     if as_json:
-        _emit_json(to_json(comp))
+        _emit_json(res.to_json())
 
 
-@main.command()
+@main.command(epilog=STATS_HELP)
 @click.option("--run", "run_id", required=True, metavar="ID", help="The run to register.")
 @click.option("--registered-model", required=True, metavar="NAME",
               help="Registered model that gets the new version (aliases challenger/champion).")
 @click.option("--metric", "metrics", multiple=True, metavar="KEY",
               help="Metric that must improve (repeat or comma-separate; all must pass) "
                    "[default: localization/mAP30, else diagnosis/top1, else captioning/meteor].")
-@click.option("--min-delta", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Smallest gain that counts, as a fraction (0.02 = 2 percentage points).")
+@click.option("--min-delta", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="The lower 95% CI bound of the gain must exceed this (a fraction: 0.02 = 2 "
+                   "percentage points; counts for TP30/FP30).")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
-              show_default=True, help="The gain must have a paired bootstrap p-value below this.")
+              show_default=True, help="The gain's adjusted p must be below this.")
+@click.option("--dry-run", is_flag=True, help="Decide and print; register and tag nothing.")
+@click.option("--adjust", type=click.Choice(["holm", "bh", "none"]), default="holm",
+              show_default=True, help="Adjust p over the gated metrics.")
+@click.option("--allow-mismatch", is_flag=True,
+              help="Gate against a champion on another dataset digest, diagnosis scorer or "
+                   "schema / metric-definition version anyway (the differences are logged).")
 @click.option("--resamples", type=WholeNumber(100, 100_000), default=2000, show_default=True,
-              help="Bootstrap resamples.")
+              help="Bootstrap resamples (draws of whole cases).")
 @click.option("--seed", type=WholeNumber(), default=None,
               help="Bootstrap seed [default: the package's fixed seed].")
 @json_option
-def gate(run_id, registered_model, metrics, min_delta, alpha, resamples, seed, as_json) -> None:
+def gate(run_id, registered_model, metrics, min_delta, alpha, dry_run, adjust, allow_mismatch,
+         resamples, seed, as_json) -> None:
     """Register a run's configuration; promote it to `champion` only on a real gain (exit 1 if not)."""
     from nova_mlflow import api
 
     result = _call(api.gate, run=run_id, registered_model=registered_model, metric=metrics,
-                   min_delta=min_delta, alpha=alpha, resamples=resamples,
+                   min_delta=min_delta, alpha=alpha, dry_run=dry_run, adjust=adjust,
+                   allow_mismatch=allow_mismatch, resamples=resamples,
                    seed=seed)  # the reason goes to stderr as a log line
     if as_json:
         _emit_json(result.as_json())
