@@ -148,6 +148,7 @@ def log_comparison(res: CompareResult, experiment_id: str, out_dir: Path) -> str
 
 def run_compare(cfg: CompareConfig) -> CompareResult:
     """Select, compute, print (stderr), and log a run tagged nova.kind=compare (unless --no-log)."""
+    parse_metric_flags(cfg.metrics)  # a bad flag fails before any run is read
     runs, baseline = select_runs(cfg)
     res = compare_runs(runs, baseline, cfg)
     log.info("\n%s", text_table(res))

@@ -261,6 +261,8 @@ def _record(cfg: GateConfig, result: GateResult, run: RunRecord) -> None:
                 "nova.challenger_run": result.run_id,
                 "nova.champion_run": result.champion_run_id or "",
                 "nova.gate_tables": json.dumps(result.tables, sort_keys=True)}
+        if result.mismatches:
+            tags["nova.mismatches"] = "; ".join(result.mismatches)
         params = {"registered_model": cfg.registered_model, "version": result.version,
                   "metrics": ",".join(result.metrics), "min_delta": cfg.min_delta,
                   "alpha": cfg.alpha, "adjust": cfg.adjust, "resamples": cfg.resamples,
