@@ -25,78 +25,81 @@ def _scale(key: str) -> float:
 
 
 def plot_metric(comp: Comparison, ms: MetricStats, labels: Mapping[str, str], path: Path) -> Path:
-    """Left: each run's value with its 95% CI. Right: the paired bootstrap draws of each run's
-    difference from the baseline (violin), its 95% CI and adjusted p; 0 = no difference."""
+    """One row per run. Left: its value with the 95% CI. Right: the paired bootstrap draws of
+    its difference from the baseline (violin), the delta's 95% CI and adjusted p; 0 = no
+    difference."""
     k = _scale(ms.key)
     ids = list(ms.runs)
-    base = ids.index(comp.baseline)
     n = len(ids)
     ncols = 2 if n > 1 else 1
-    fig, axes = new_figure(ncols=ncols, width=5.0, height=max(2.4, 0.55 * n + 1.4))
+    fig, axes = new_figure(ncols=ncols, width=4.2, height=max(1.6, 0.42 * n + 1.0), sharey=True)
     ax = axes[0][0]
     for i, r in enumerate(ids):
         s = ms.runs[r]
         ax.errorbar([k * s.value], [i], xerr=[[k * (s.value - s.ci_low)], [k * (s.ci_high - s.value)]],
-                    fmt="o", color=PAPER if i == base else OURS, capsize=3)
+                    fmt="o", color=PAPER if r == comp.baseline else OURS, capsize=3)
     ax.set_yticks(range(n), [labels[r] for r in ids])
-    ax.invert_yaxis()
-    ax.set_xlabel(f"{ms.key} ({'%' if k == 100 else 'value'})")
-    ax.set_title(f"95% CI, {ms.n_cases} slices in {ms.n_clusters} cases")
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xlabel(f"{ms.key}{' (%)' if k == 100 else ''}")
+    ax.set_title(f"95% CI: {ms.n_cases} slices, {ms.n_clusters} cases", fontsize=9)
     if ncols == 2:
         ax2 = axes[0][1]
-        others = [i for i in range(n) if i != base]
-        draws = [k * (ms.boot[i] - ms.boot[base]) for i in others]
+        rows = [i for i, r in enumerate(ids) if r != comp.baseline]
+        base = ids.index(comp.baseline)
+        draws = [k * (ms.boot[i] - ms.boot[base]) for i in rows]
         if all(np.ptp(d) > 0 for d in draws):
-            ax2.violinplot(draws, positions=range(len(others)), orientation="horizontal",
-                           showextrema=False)
-        for pos, i in enumerate(others):
+            ax2.violinplot(draws, positions=rows, orientation="horizontal", showextrema=False)
+        for i in rows:
             s = ms.runs[ids[i]]
             assert s.delta is not None and s.delta_low is not None and s.delta_high is not None
-            ax2.errorbar([k * s.delta], [pos], xerr=[[k * (s.delta - s.delta_low)],
-                                                     [k * (s.delta_high - s.delta)]],
+            ax2.errorbar([k * s.delta], [i], xerr=[[k * (s.delta - s.delta_low)],
+                                                   [k * (s.delta_high - s.delta)]],
                          fmt="o", color=OURS, capsize=3)
-            ax2.annotate(f"p adj={s.p_adjusted:.2g}", (k * s.delta_high, pos), xytext=(4, 4),
-                         textcoords="offset points", fontsize=8)
+            ax2.annotate(f"p adj {s.p_adjusted:.2g}", (k * s.delta_high, i), xytext=(3, 3),
+                         textcoords="offset points", fontsize=7)
+        ax2.annotate("baseline", (0, base), ha="center", va="center", fontsize=8, color=PAPER)
         ax2.axvline(0, color=PAPER, linestyle="--", linewidth=1)
-        ax2.set_yticks(range(len(others)), [labels[ids[i]] for i in others])
-        ax2.invert_yaxis()
-        ax2.set_xlabel("difference from baseline" + (" (percentage points)" if k == 100 else ""))
-        ax2.set_title(f"vs {labels[comp.baseline]}: paired draws")
-    return save(fig, path)
+        ax2.set_xlabel("delta vs baseline" + (" (points)" if k == 100 else ""))
+        ax2.set_title("paired draws", fontsize=9)
+        fig.subplots_adjust(wspace=0.08)
+    return save(fig, path, layout=False)
 
 
 def plot_forest(comp: Comparison, labels: Mapping[str, str], path: Path) -> Path:
     """Every metric's delta (run - baseline) with its 95% CI, one row per metric, one marker
-    per run; filled when the adjusted p is below alpha, hollow otherwise."""
+    per run; filled when the adjusted p is below alpha, hollow otherwise. Fractions share one
+    panel (percentage points); each count, bits or words metric has a panel of its own."""
     others = [r for r in comp.run_ids if r != comp.baseline]
-    keys = list(comp.metrics)
-    panels = [(name, [key for key in keys if (_scale(key) == 100) == frac])
-              for name, frac in (("fractions: percentage points", True),
-                                 ("counts, bits, words", False))]
-    panels = [(name, ks) for name, ks in panels if ks]
-    heights = [max(1.2, 0.32 * len(ks) + 0.8) for _, ks in panels]
-    fig, axes = new_figure(nrows=len(panels), width=7.5, height=max(heights))
-    fig.set_size_inches(7.5, sum(heights) + 0.6)
-    step = 0.7 / max(1, len(others))
-    for (name, ks), ax in zip(panels, (row[0] for row in axes)):
+    fractions = [key for key in comp.metrics if _scale(key) == 100]
+    panels = ([fractions] if fractions else []) + [[key] for key in comp.metrics
+                                                   if _scale(key) != 100]
+    row_h = 0.12 + 0.07 * len(others)  # inches per metric row
+    heights = [row_h * len(keys) + 0.25 for keys in panels]
+    fig, axes = new_figure(nrows=len(panels), width=7.5, height=1.0,
+                           gridspec_kw={"height_ratios": heights})
+    fig.set_size_inches(7.5, sum(heights) + 0.55 * len(panels) + 0.6)
+    step = 0.8 / max(1, len(others))
+    for keys, ax in zip(panels, (row[0] for row in axes)):
         for j, r in enumerate(others):
             color = COLORS[j % len(COLORS)]
-            for row, key in enumerate(ks):
+            for row, key in enumerate(keys):
                 s, k = comp.metrics[key].runs[r], _scale(key)
                 if s.delta is None or s.delta_low is None or s.delta_high is None:
                     continue
-                y = row - 0.35 + step * (j + 0.5)
                 solid = s.p_adjusted is not None and s.p_adjusted < comp.config.alpha
-                ax.errorbar([k * s.delta], [y], xerr=[[k * (s.delta - s.delta_low)],
-                                                      [k * (s.delta_high - s.delta)]],
+                ax.errorbar([k * s.delta], [row - 0.4 + step * (j + 0.5)],
+                            xerr=[[k * (s.delta - s.delta_low)], [k * (s.delta_high - s.delta)]],
                             fmt="o", color=color, mfc=color if solid else "white", capsize=2,
-                            markersize=4, label=labels[r] if row == 0 else None)
+                            markersize=4, linewidth=1,
+                            label=labels[r] if row == 0 and ax is axes[0][0] else None)
         ax.axvline(0, color=PAPER, linestyle="--", linewidth=1)
-        ax.set_yticks(range(len(ks)), ks)
-        ax.set_ylim(len(ks) - 0.5, -0.5)
-        ax.set_xlabel(f"delta vs {labels[comp.baseline]} ({name})")
-    axes[0][0].set_title(f"Paired deltas, 95% CI; filled: adjusted p < {comp.config.alpha:g} "
-                         f"({comp.config.adjust})")
+        ax.set_yticks(range(len(keys)), keys)
+        ax.set_ylim(len(keys) - 0.5, -0.5)
+        ax.tick_params(axis="both", labelsize=8)
+    axes[0][0].set_xlabel("percentage points" if fractions else "", fontsize=8)
+    axes[0][0].set_title(f"Delta vs {labels[comp.baseline]}, 95% CI; filled: adjusted p < "
+                         f"{comp.config.alpha:g} ({comp.config.adjust})", fontsize=10)
     if others:
-        axes[0][0].legend(fontsize=7, loc="best")
-    return save(fig, path)
+        axes[0][0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.subplots_adjust(hspace=0.6 / (sum(heights) / len(heights)))  # ~0.6 in between panels
+    return save(fig, path, layout=False)
