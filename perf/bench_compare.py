@@ -23,10 +23,10 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from perf import ROOT, end_meta, header, new_meta, spread, write_section
 from nova_mlflow.analysis import StatsConfig, compare_tables
 from nova_mlflow.report.compare import CompareResult, write_files
 from nova_mlflow.testing.synthetic_cases import simulate_run, tables
+from perf import ROOT, end_meta, header, new_meta, spread, write_section
 
 SECTION = "compare-stats"
 METADATA = Path("shared") / "data" / "nova-metadata" / "NOVA_metadata.csv"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from mlflow.tracking import MlflowClient
 from conftest import run_store
+from mlflow.tracking import MlflowClient
 
 from nova_mlflow.cli import main
 
@@ -180,7 +180,8 @@ def test_better_challenger_is_promoted_and_decision_recomputes_from_tables(tmp_p
 
     import pandas as pd
 
-    from nova_mlflow.analysis import StatsConfig, gate as gate_rule
+    from nova_mlflow.analysis import StatsConfig
+    from nova_mlflow.analysis import gate as gate_rule
 
     client = run_store(tmp_path)
     hashes = json.loads(tags["nova.gate_tables"])

@@ -28,10 +28,10 @@ from nova_mlflow.pipeline.compare import (
 )
 from nova_mlflow.prompts import DEFAULT_VERSION, Prompt, load_prompt
 from nova_mlflow.providers import provider_kind
-from nova_mlflow.schemas import Task
-from nova_mlflow.tracking import registry as reg
 from nova_mlflow.report.compare import CompareResult, fmt_delta, write_files
 from nova_mlflow.report.tables import fmt
+from nova_mlflow.schemas import Task
+from nova_mlflow.tracking import registry as reg
 from nova_mlflow.tracking.registry import RunRecord
 
 log = logging.getLogger("nova_mlflow")

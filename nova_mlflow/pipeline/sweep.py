@@ -21,17 +21,17 @@ from nova_mlflow import tracking
 from nova_mlflow.config import CompareConfig, SweepConfig
 from nova_mlflow.data import load_dataset
 from nova_mlflow.errors import InputError, NovaError
+from nova_mlflow.paths import cache_dir
 from nova_mlflow.pipeline.compare import compare_runs
 from nova_mlflow.pipeline.results import RunSummary
 from nova_mlflow.pipeline.run import run
 from nova_mlflow.pipeline.setup import check_config, default_experiment
-from nova_mlflow.paths import cache_dir
 from nova_mlflow.report import write_table
 from nova_mlflow.report.compare import html_section, write_files
 from nova_mlflow.report.html import build_page
 from nova_mlflow.report.tables import table_html
-from nova_mlflow.tracking import registry as reg
 from nova_mlflow.schemas import Task
+from nova_mlflow.tracking import registry as reg
 
 log = logging.getLogger("nova_mlflow")
 

@@ -91,15 +91,16 @@ def method_lines(res: CompareResult) -> list[str]:
     c = res.comparison
     cfg = c.config
     js = c.to_json()
-    out = [f"Resampling unit: the patient case ({js['cluster']}), {c.n_clusters} cases; "
-           f"{cfg.resamples} paired resamples (seed {cfg.seed}), the same draws for every run.",
-           f"Intervals: {js['ci_method']}; se: CR1 cluster-robust for means over cases, the "
-           "bootstrap SD otherwise.",
-           f"p: {js['p_method_text']}; adjusted ({cfg.adjust}) over all "
-           f"{sum(len(m.runs) - 1 for m in c.metrics.values())} metric x run tests; mde: the "
-           f"difference found with {cfg.power:.0%} power at alpha {cfg.alpha:g}.",
-           "Values in percent (counts, bits and words as they are); delta = run - baseline, "
-           "in percentage points."]
+    n_tests = sum(len(m.runs) - 1 for m in c.metrics.values())
+    out = [(f"Resampling unit: the patient case ({js['cluster']}), {c.n_clusters} cases; "
+            f"{cfg.resamples} paired resamples (seed {cfg.seed}), the same draws for every run."),
+           (f"Intervals: {js['ci_method']}; se: CR1 cluster-robust for means over cases, the "
+            "bootstrap SD otherwise."),
+           (f"p: {js['p_method_text']}; adjusted ({cfg.adjust}) over all {n_tests} metric x "
+            f"run tests; mde: the difference found with {cfg.power:.0%} power at alpha "
+            f"{cfg.alpha:g}."),
+           ("Values in percent (counts, bits and words as they are); delta = run - baseline, "
+            "in percentage points.")]
     for task, runs in c.left_out.items():
         out += [f"left out: {n} {task} case(s) of {res.label(r)} not in every run's table"
                 for r, n in runs.items() if n]
