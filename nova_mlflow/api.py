@@ -116,8 +116,9 @@ def evaluate(*, data: str, outputs: str | Path | None = None, from_run: str | No
 
 def compare(*, experiment: str | None = None, run: str | Iterable[str] = (),
             baseline: str | None = None, metric: str | Iterable[str] = (),
-            adjust: str = "holm", allow_mismatch: bool = False, resamples: int = 2000,
-            seed: int | None = None, p_method: str = "wald", no_log: bool = False):
+            adjust: str = "holm", allow_mismatch: bool = False, alpha: float = 0.05,
+            resamples: int = 2000, seed: int | None = None, p_method: str = "wald",
+            no_log: bool = False):
     """Runs side by side with case-clustered paired statistics; returns the CompareResult
     (`.comparison.metrics[key].runs[run_id]`, `.to_json()`, `.compare_run_id`)."""
     from nova_mlflow.pipeline.compare import run_compare
@@ -126,7 +127,7 @@ def compare(*, experiment: str | None = None, run: str | Iterable[str] = (),
     cfg = CompareConfig(experiment=experiment, runs=[run] if isinstance(run, str) else list(run),
                         baseline=baseline,
                         metrics=[metric] if isinstance(metric, str) else list(metric),
-                        log=not no_log, resamples=resamples, adjust=adjust,  # type: ignore[arg-type]
+                        log=not no_log, resamples=resamples, adjust=adjust, alpha=alpha,  # type: ignore[arg-type]
                         p_method=p_method, allow_mismatch=allow_mismatch, **extra)  # type: ignore[arg-type]
     return run_compare(cfg)
 

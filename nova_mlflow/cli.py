@@ -272,6 +272,10 @@ STATS_HELP = ("Resampling unit: the patient case (case_id); the same draws for e
 @click.option("--allow-mismatch", is_flag=True,
               help="Compare runs on different dataset digests, diagnosis scorers or schema / "
                    "metric-definition versions anyway (what differed is printed and logged).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+              show_default=True,
+              help="Level of the minimum detectable difference (80% power) and of the filled "
+                   "markers of the forest plot.")
 @click.option("--resamples", type=WholeNumber(100, 100_000), default=2000, show_default=True,
               help="Bootstrap resamples (draws of whole cases).")
 @click.option("--seed", type=WholeNumber(), default=None,
@@ -282,15 +286,15 @@ STATS_HELP = ("Resampling unit: the patient case (case_id); the same draws for e
                    "percentile-bootstrap p, at least 1/resamples.")
 @click.option("--no-log", is_flag=True, help="Print only; log no comparison run.")
 @json_option
-def compare(experiment, runs, baseline, metrics, adjust, allow_mismatch, resamples, seed,
+def compare(experiment, runs, baseline, metrics, adjust, allow_mismatch, alpha, resamples, seed,
             p_method, no_log, as_json) -> None:
     """Runs side by side: per metric, value, 95% CI, SE, paired delta vs a baseline run with
     its CI, p, adjusted p and the minimum detectable difference."""
     from nova_mlflow import api
 
     res = _call(api.compare, experiment=experiment, run=runs, baseline=baseline, metric=metrics,
-                adjust=adjust, allow_mismatch=allow_mismatch, resamples=resamples, seed=seed,
-                p_method=p_method, no_log=no_log)
+                adjust=adjust, allow_mismatch=allow_mismatch, alpha=alpha, resamples=resamples,
+                seed=seed, p_method=p_method, no_log=no_log)
     if as_json:
         _emit_json(res.to_json())
 

@@ -119,6 +119,7 @@ class CompareConfig(BaseModel):
     resamples: int = Field(DEFAULT_RESAMPLES, ge=100, le=100_000)
     seed: int = DEFAULT_SEED
     adjust: Literal["holm", "bh", "none"] = "holm"  # over all metric x run tests
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)  # of the MDE (and of "significant" in plots)
     p_method: Literal["wald", "bootstrap"] = "wald"  # analysis/stats.py says why
     allow_mismatch: bool = False  # compare runs that differ in data, scorer or versions
 

@@ -186,12 +186,14 @@ def test_known_difference_experiment_selection_and_baseline(tmp_path, demo_dir):
     assert out["compare_run_id"] is None
     assert len(_runs(tmp_path, "cmp")[1]) == 2  # --no-log: nothing logged
 
+    mde05 = top1["mde"]
     res = compare("--experiment", "cmp", "--baseline", strong, "--metric", "diagnosis/top1",
-                  "--adjust", "none", "--json")
+                  "--adjust", "none", "--alpha", "0.01", "--json")
     out = json.loads(res.stdout)
     assert list(out["metrics"]) == ["diagnosis/top1"] and out["adjust"] == "none"
     r = out["metrics"]["diagnosis/top1"]["runs"][weak]
     assert r["delta"] == pytest.approx(-24 / 48) and r["p_adjusted"] == r["p_value"]
+    assert r["mde"] > mde05 and out["alpha"] == 0.01  # the same paired SE, a smaller alpha
     # the comparison run just logged is not itself compared next time
     res = compare("--experiment", "cmp", "--json", "--no-log")
     assert res.exit_code == 0, res.stderr

@@ -208,8 +208,8 @@ def test_better_challenger_is_promoted_and_decision_recomputes_from_tables(tmp_p
     for c in decision.checks:
         s = comp.metrics[c.metric].runs[strong]
         d = details[c.metric]
-        assert (d["delta"], d["delta_low"], d["p_adjusted"]) == (s.delta, s.delta_low,
-                                                                  s.p_adjusted)
+        assert (d["delta"], d["delta_low"], d["p_adjusted"], d["mde"]) == (
+            s.delta, s.delta_low, s.p_adjusted, s.mde)  # mde at the gate's alpha (0.01)
         assert d["passed"] == c.passed
     assert decision.promote == (tags["nova.gate_decision"] == "promoted")
     # the gate run holds the same decision and the comparison it was taken from

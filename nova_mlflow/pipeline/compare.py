@@ -109,7 +109,7 @@ def check_comparable(runs: Sequence[RunRecord], tasks: dict[str, set[str]],
 
 def stats_config(cfg: CompareConfig, metrics: Sequence[str]) -> StatsConfig:
     return StatsConfig(resamples=cfg.resamples, seed=cfg.seed, adjust=cfg.adjust,
-                       p_method=cfg.p_method, metrics=tuple(metrics))
+                       alpha=cfg.alpha, p_method=cfg.p_method, metrics=tuple(metrics))
 
 
 def compare_runs(runs: list[RunRecord], baseline: int, cfg: CompareConfig) -> CompareResult:

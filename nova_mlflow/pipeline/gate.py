@@ -196,7 +196,8 @@ def decide(cfg: GateConfig, run: RunRecord, metrics: list[str], result: GateResu
                      for task, t in by_task.items() if task in {SPECS[m].task for m in metrics}}
     result.mismatches = check_comparable([champ, run], {r: set(t) for r, t in tables.items()},
                                          cfg.allow_mismatch)
-    ccfg = CompareConfig(resamples=cfg.resamples, seed=cfg.seed, adjust=cfg.adjust)
+    ccfg = CompareConfig(resamples=cfg.resamples, seed=cfg.seed, adjust=cfg.adjust,
+                         alpha=cfg.alpha)
     dfs = frames(tables)
     try:
         decision, comp = gate(dfs[champ_id], dfs[run.run_id], metrics, stats_config(ccfg, metrics),
