@@ -117,29 +117,36 @@ def evaluate(*, data: str, outputs: str | Path | None = None, from_run: str | No
 
 def compare(*, experiment: str | None = None, run: str | Iterable[str] = (),
             baseline: str | None = None, metric: str | Iterable[str] = (),
-            resamples: int = 2000, seed: int | None = None, no_log: bool = False):
-    """Runs side by side with case-paired statistics; returns the Comparison."""
+            adjust: str = "holm", allow_mismatch: bool = False, alpha: float = 0.05,
+            resamples: int = 2000, seed: int | None = None, p_method: str = "wald",
+            no_log: bool = False):
+    """Runs side by side with case-clustered paired statistics; returns the CompareResult
+    (`.comparison.metrics[key].runs[run_id]`, `.to_json()`, `.compare_run_id`)."""
     from nova_mlflow.pipeline.compare import run_compare
 
     extra = {"seed": seed} if seed is not None else {}
     cfg = CompareConfig(experiment=experiment, runs=[run] if isinstance(run, str) else list(run),
                         baseline=baseline,
                         metrics=[metric] if isinstance(metric, str) else list(metric),
-                        log=not no_log, resamples=resamples, **extra)
+                        log=not no_log, resamples=resamples, adjust=adjust, alpha=alpha,  # type: ignore[arg-type]
+                        p_method=p_method, allow_mismatch=allow_mismatch, **extra)  # type: ignore[arg-type]
     return run_compare(cfg)
 
 
 def gate(*, run: str, registered_model: str, metric: str | Iterable[str] = (),
-         min_delta: float = 0.0, alpha: float = 0.05, resamples: int = 2000,
+         min_delta: float = 0.0, alpha: float = 0.05, dry_run: bool = False,
+         adjust: str = "holm", allow_mismatch: bool = False, resamples: int = 2000,
          seed: int | None = None):
-    """Register a run's configuration; promote it to `champion` only on a real gain.
-    Returns the GateResult (`.promoted`, `.reason`, `.version`, the checks)."""
+    """Promote a run's configuration to `champion` only on a real gain over the current one.
+    Returns the GateResult (`.promoted`, `.reason`, `.version`, `.checks`); `dry_run` decides
+    without registering anything."""
     from nova_mlflow.pipeline.gate import run_gate
 
     extra = {"seed": seed} if seed is not None else {}
     cfg = GateConfig(run_id=run, registered_model=registered_model,
                      metrics=[metric] if isinstance(metric, str) else list(metric),
-                     min_delta=min_delta, alpha=alpha, resamples=resamples, **extra)
+                     min_delta=min_delta, alpha=alpha, resamples=resamples, dry_run=dry_run,
+                     adjust=adjust, allow_mismatch=allow_mismatch, **extra)  # type: ignore[arg-type]
     return run_gate(cfg)
 
 

@@ -21,6 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 #:     (image_sha256, image_size), plus attempts and cached.
 SCHEMA_VERSION = 2
 
+#: Version of the metric definitions (what a logged metric and a per-case table column mean).
+#: `compare` and `gate` refuse runs whose versions differ, since their figures measure
+#: different things. Runs that logged none are version 1.
+#: v1: the definitions before 2026-12 (no tag or param logged).
+#: v2: unique captions as distinct strings (GT 729), top-k / coverage / entropy leave out
+#:     truths naming no diagnosis, the authors' hit rate (hit30, hit50, mean_iou), and the
+#:     per-case tables keep every component the case-clustered statistics resample
+#:     (analysis/metric_specs.py), unrounded.
+METRICS_VERSION = 2
+
 IMAGE_SIZE = 480  # NOVA slices are 480 x 480
 
 

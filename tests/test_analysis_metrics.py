@@ -20,13 +20,13 @@ from nova_mlflow.metrics import localization as loc
 from nova_mlflow.metrics.coco import THRESHOLDS, coco_inputs, coco_map
 from nova_mlflow.metrics.components import (
     bleu_counts,
-    caption_components,
     coco_tp_flags,
-    iou_exclusive,
     localization_components,
 )
+from nova_mlflow.metrics.hit_rate import best_iou
 from nova_mlflow.metrics.language import language_stats, words
 from nova_mlflow.schemas import Box
+from nova_mlflow.scoring.captioning import case_row as caption_row
 from nova_mlflow.scoring.captioning import text_metrics
 from nova_mlflow.testing.synthetic_cases import nova_like_case_ids, simulate_run, tables
 
@@ -47,7 +47,7 @@ def _expected(slices) -> dict[str, float]:
                      [s.meteor for s in ref])
     out |= {f"captioning/{k}": v for k, v in m.items()}
     out["captioning/mean_words"] = language_stats([s.pred_caption for s in slices]).mean_words
-    scored = [s for s in slices if s.has_ref]
+    scored = [s for s in slices if s.has_reference]
     ranks = [s.rank for s in scored]
     given = [s.pred_label for s in scored if s.pred_label]
     out |= {"diagnosis/top1": dx.top_k(ranks, 1), "diagnosis/top5": dx.top_k(ranks, 5),
@@ -78,7 +78,7 @@ def test_every_metric_at_unit_weights_is_the_package_scalar_metric(run):
                 got = float(evaluate(spec, al.tables[0], unit)[0])
                 assert got == pytest.approx(expected[key], rel=1e-12, abs=1e-12), key
                 seen.add(key)
-    assert seen == set(SPECS) and len(seen) == 35
+    assert seen == set(SPECS) and len(seen) == 36
     assert 0 < expected["localization/coco_mAP50_95"] < expected["localization/coco_mAP30"] < 1
     assert not set(SPECS) & set(SKIPPED)
 
@@ -153,23 +153,33 @@ def tables_from_captions(gts: list[str], preds: list[str]):
     import pandas as pd
 
     return pd.DataFrame([{"filename": f"c{i}_001.png", "case_id": f"c{i}",
-                          **caption_components(g, p, 0.1)} for i, (g, p) in enumerate(zip(gts, preds))])
+                          **caption_row(g, p, 0.1)} for i, (g, p) in enumerate(zip(gts, preds))])
 
 
-def test_components_are_json_scalars_and_exclusive_iou_is_pycocotools():
+def test_component_columns_are_json_scalars_and_best_iou_excl_is_pycocotools():
     from pycocotools import mask as mask_utils
+
+    from nova_mlflow.schemas import LocalizationPrediction
+    from nova_mlflow.scoring.localization import case_row
 
     p = [Box(x1=0, y1=0, x2=10, y2=10), Box(x1=5, y1=5, x2=5, y2=20)]  # one box has no area
     g = [Box(x1=5, y1=0, x2=15, y2=10)]
     ref = mask_utils.iou([[b.x1, b.y1, b.width, b.height] for b in p],
                          [[b.x1, b.y1, b.width, b.height] for b in g], [0])
-    np.testing.assert_allclose(iou_exclusive(p, g), ref, atol=1e-12)
-    row = localization_components(p, g)
-    assert row["best_iou_excl"] == pytest.approx(1 / 3)
-    assert json.loads(json.dumps(row)) == row
-    assert all(isinstance(v, (int, float, str)) for v in row.values())
-    assert json.loads(row["coco_tp"]) == coco_tp_flags(p, g)
-    empty = localization_components([], [])
+    assert best_iou([b.as_list() for b in p], [b.as_list() for b in g]) == pytest.approx(
+        ref.max(), abs=1e-12)
+    parts = localization_components(p, g)
+    assert json.loads(json.dumps(parts)) == parts
+    assert all(isinstance(v, (int, float, str)) for v in parts.values())
+    assert json.loads(parts["coco_tp"]) == coco_tp_flags(p, g)
+    row = case_row(LocalizationPrediction(boxes=p, as_written=[b.as_list() for b in p]), g)
+    assert row["best_iou_excl"] == pytest.approx(1 / 3) and parts.items() <= row.items()
+    empty = case_row(None, [])
     assert (empty["coco_tp"], empty["best_iou_excl"], empty["ap30"]) == ("[]", 0.0, 0.0)
-    c = caption_components(None, "axial flair mass", None)
-    assert (c["has_ref"], c["meteor"], c["clin_pred"], c["mod_pred"]) == (0, 0.0, 1, 2)
+    c = caption_row(None, "axial flair mass", None)
+    assert c == {"has_reference": 0, "n_words": 3}  # no reference: counted in no metric
+    c = caption_row("flair mass in the pons", "axial flair mass", None)
+    assert (c["has_reference"], c["meteor"], c["clinical_n_pred"], c["modality_n_pred"],
+            c["clinical_n_gold"], c["clinical_n_hits"]) == (1, 0.0, 1, 2, 2, 1)
+    assert json.loads(c["bleu_matches"])[:2] == [2, 1] and json.loads(c["bleu_totals"]) == [
+        3, 2, 1, 1]

@@ -1,8 +1,8 @@
-"""Compare runs from their per-case tables, and the promotion rule of `gate` (pure, no MLflow).
+"""Compare runs from their per-case tables (pure, no MLflow).
 
 Why here: `compare` and `gate` must give the same figures from the same logged tables, so
-both call `compare_tables`; this module only aligns tables and applies analysis/stats.py to
-analysis/metric_specs.py.
+both call `compare_tables` (gate.py applies the promotion rule to its result); this module
+only aligns tables and applies analysis/stats.py to analysis/metric_specs.py.
 
 Alignment, per task: the compared cases are the filenames present in every run's table (or
 the `cases` the caller passes, which every run must hold), in filename order; a filename
@@ -12,17 +12,16 @@ The cluster of a row is its `case_id` (it must agree across runs). One draw matr
 
 Output per metric and run: value (unit weights over the compared cases), percentile CI, SE
 (CR1 for means, bootstrap otherwise), and against the baseline: delta = run - baseline with
-its percentile CI, two-sided bootstrap p (or Wald p: StatsConfig.p_method), p adjusted over
-all metric x run tests of this comparison, and the MDE (null for the baseline itself).
+its percentile CI, two-sided p (StatsConfig.p_method: "wald", the default, a t test on the
+paired cluster-robust SE with G - 1 degrees of freedom; or "bootstrap", the percentile
+bootstrap p floored at 1/B), p adjusted over all metric x run tests of this comparison, and
+the MDE (null for the baseline itself).
 
 Centred metrics (coverage, entropy: MetricSpec.centred): a resample repeats cases and so
 holds fewer distinct labels, which pulls every resampled value down (the percentile interval
 of the entropy can miss the observed value altogether). Their draws are shifted by the
 resampling bias, theta* - (mean(theta*) - theta), clipped to the metric's range, before the
 interval, the paired delta, p and SE; `boot_bias` reports the shift.
-
-Gate: promote iff, for every gated metric, the lower CI bound of the gain exceeds min_delta
-and the adjusted p is below alpha (gain = delta, or -delta for a lower-is-better metric).
 """
 
 from __future__ import annotations
@@ -37,13 +36,25 @@ from nova_mlflow.analysis import stats
 from nova_mlflow.analysis.metric_specs import (
     SKIPPED,
     SPECS,
+    LABEL_COLUMNS,
     TASK_COLUMNS,
+    TEXT_COLUMNS,
     MetricSpec,
     TaskTable,
     evaluate,
 )
 
 CLUSTER = "case_id"
+#: How p is computed (StatsConfig.p_method), as the comparison's output states it.
+P_METHODS = {
+    "wald": ("two-sided t test of no difference on the paired delta's cluster-robust SE "
+             "(CR1 for means over cases, bootstrap SD of the paired draws otherwise), "
+             "G - 1 degrees of freedom; not floored, so it survives adjustment over many tests"),
+    "bootstrap": ("two-sided percentile-bootstrap test of no difference on the paired draws, "
+                  "floored at 1/resamples"),
+}
+CI_METHOD = ("percentile interval of the case-clustered paired bootstrap (whole cases drawn "
+             "with replacement, the same draws for every run)")
 Tables = Mapping[str, Mapping[str, pd.DataFrame]]  # run id -> task -> per-case table
 
 
@@ -56,7 +67,7 @@ class StatsConfig:
     power: float = 0.8
     adjust: str = "holm"
     metrics: tuple[str, ...] = ()  # empty: every metric the tables allow
-    p_method: str = "bootstrap"  # or "wald": 2 Phi(-|delta| / se_delta), not floored at 1/B
+    p_method: str = "wald"  # t test on the paired cluster-robust SE; or "bootstrap" (>= 1/B)
 
 
 @dataclass
@@ -108,7 +119,8 @@ class Comparison:
         return {
             "baseline_run_id": self.baseline, "runs": list(self.run_ids),
             "resamples": c.resamples, "seed": c.seed, "level": c.level, "alpha": c.alpha,
-            "power": c.power, "adjust": c.adjust, "p_method": c.p_method, "cluster": CLUSTER,
+            "power": c.power, "adjust": c.adjust, "p_method": c.p_method,
+            "p_method_text": P_METHODS[c.p_method], "ci_method": CI_METHOD, "cluster": CLUSTER,
             "n_clusters": self.n_clusters, "skipped": dict(self.skipped),
             "left_out": self.left_out, "notes": list(self.notes),
             "metrics": {k: {"kind": m.kind, "se_method": m.se_method, "direction": m.direction,
@@ -153,7 +165,7 @@ def align(task: str, frames: Mapping[str, pd.DataFrame], cfg: StatsConfig,
               for f in clean.values()]
     return Aligned(tables, codes, draws.clusters, draws,
                    {r: len(f) - len(names) for r, f in clean.items()},
-                   stats.Weights(draws.counts, codes))
+                   stats.Weights(draws.counts, codes, draws.counts_t))
 
 
 def _problem(spec: MetricSpec, run_ids: Sequence[str], tables: Sequence[TaskTable]) -> str | None:
@@ -165,9 +177,9 @@ def _problem(spec: MetricSpec, run_ids: Sequence[str], tables: Sequence[TaskTabl
             return f"run {r}'s {spec.task} table lacks column(s) {', '.join(missing)}"
         counted = t.mask() > 0 if spec.masked else np.ones(len(t.frame), bool)
         for c in spec.columns:
-            if c.startswith("label_"):
-                continue
-            cells = t.frame[c].isna().to_numpy() if c == "coco_tp" else np.isnan(t.num(c))
+            if c in LABEL_COLUMNS:
+                continue  # no label is a value ("")
+            cells = t.frame[c].isna().to_numpy() if c in TEXT_COLUMNS else np.isnan(t.num(c))
             nulls = int(cells[counted].sum())
             if nulls:
                 return f"run {r}: {nulls} counted case(s) have no value in column {c}"
@@ -185,6 +197,7 @@ def _metric(spec: MetricSpec, al: Aligned, run_ids: list[str], base: int,
         boot = np.clip(boot - bias[:, None], *spec.bounds)
     infl = [stats.mean_influence(*spec.mean(t)) for t in al.tables] if spec.mean else []
     counted = [spec.mean(t)[1] > 0 for t in al.tables] if spec.mean else []
+    df = len(al.clusters) - 1  # the t reference of a CR1 SE over G clusters
     runs: dict[str, RunStats] = {}
     for i, r in enumerate(run_ids):
         se = (stats.cr1_se(infl[i], al.codes, counted[i]) if spec.mean
@@ -197,9 +210,9 @@ def _metric(spec: MetricSpec, al: Aligned, run_ids: list[str], base: int,
                     if spec.mean else stats.bootstrap_se(d))
             lo, hi = stats.percentile_ci(d, cfg.level)
             rs = replace(rs, delta=values[i] - values[base], delta_low=lo, delta_high=hi,
-                         p_value=(stats.wald_p(values[i] - values[base], se_d)
+                         p_value=(stats.wald_p(values[i] - values[base], se_d, df)
                                   if cfg.p_method == "wald" else stats.bootstrap_p(d)),
-                         mde=stats.mde(se_d, cfg.alpha, cfg.power),
+                         mde=stats.mde(se_d, cfg.alpha, cfg.power, df),
                          se_delta=se_d)
         runs[r] = rs
     return MetricStats(spec.key, spec.kind, spec.direction, len(al.codes), len(al.clusters),
@@ -215,15 +228,18 @@ def _wanted(cfg: StatsConfig, tasks: set[str]) -> tuple[list[str], dict[str, str
         return ([k for k in cfg.metrics if k in SPECS],
                 {k: SKIPPED[k] for k in cfg.metrics if k in SKIPPED})
     return ([k for k, s in SPECS.items() if s.task in tasks],
-            {k: v for k, v in SKIPPED.items() if k.split("/")[0] in tasks})
+            {k: v for k, v in SKIPPED.items() if k.split("/")[0] in tasks | {"run"}})
 
 
 def compare_tables(runs: Tables, baseline: str, cfg: StatsConfig = StatsConfig(),
                    cases: Mapping[str, Collection[str]] | None = None) -> Comparison:
     """Every metric the tables allow, for every run, paired against `baseline` (a run id)."""
     run_ids = list(runs)
-    if cfg.p_method not in ("bootstrap", "wald"):
-        raise ValueError(f"p_method must be 'bootstrap' or 'wald', not {cfg.p_method!r}")
+    if cfg.p_method not in P_METHODS:
+        raise ValueError(f"p_method must be one of {', '.join(P_METHODS)}, not {cfg.p_method!r}")
+    if cfg.adjust not in stats.ADJUSTMENTS:
+        raise ValueError(f"adjust must be one of {', '.join(stats.ADJUSTMENTS)}, "
+                         f"not {cfg.adjust!r}")
     if baseline not in runs:
         raise ValueError(f"baseline {baseline!r} is not among the runs compared")
     base = run_ids.index(baseline)
@@ -266,55 +282,3 @@ def _notes(n_tests: int, cfg: StatsConfig) -> list[str]:
                  f"({cfg.adjust}) over {n_tests} tests, no p{lone} can fall below alpha "
                  f"{cfg.alpha:g}; use at least {need} resamples or p_method 'wald'")]
     return []
-
-
-# --- gate -------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class GateCheck:
-    metric: str
-    gain: float | None  # challenger minus champion, signed so that positive is better
-    gain_low: float | None  # lower CI bound of the gain
-    p_adjusted: float | None
-    passed: bool
-    why: str
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    promote: bool
-    checks: tuple[GateCheck, ...]
-
-
-def gate_decision(comp: Comparison, challenger: str, metrics: Sequence[str],
-                  min_delta: float = 0.0, alpha: float = 0.05) -> GateDecision:
-    """Promote iff every metric's gain_low > min_delta and p_adjusted < alpha."""
-    checks = []
-    for key in metrics:
-        ms = comp.metrics.get(key)
-        if ms is None:
-            checks.append(GateCheck(key, None, None, None, False,
-                                    f"not compared: {comp.skipped.get(key, 'unknown metric')}"))
-            continue
-        if ms.direction == 0:
-            checks.append(GateCheck(key, None, None, None, False, "no better direction"))
-            continue
-        s = ms.runs[challenger]
-        assert s.delta is not None and s.delta_low is not None and s.delta_high is not None
-        gain = ms.direction * s.delta
-        low = s.delta_low if ms.direction > 0 else -s.delta_high
-        p = s.p_adjusted if s.p_adjusted is not None else 1.0
-        fails = [] if low > min_delta else [f"CI low {low:+.4f} <= min-delta {min_delta:g}"]
-        if p >= alpha:
-            fails.append(f"adjusted p {p:.4f} >= alpha {alpha:g}")
-        checks.append(GateCheck(key, gain, low, p, not fails, "; ".join(fails) or "passes"))
-    return GateDecision(bool(checks) and all(c.passed for c in checks), tuple(checks))
-
-
-def gate(champion: Mapping[str, pd.DataFrame], challenger: Mapping[str, pd.DataFrame],
-         metrics: Sequence[str], cfg: StatsConfig = StatsConfig(), min_delta: float = 0.0,
-         ) -> tuple[GateDecision, Comparison]:
-    """Champion vs challenger on the gated metrics only (so Holm runs over those tests)."""
-    comp = compare_tables({"champion": champion, "challenger": challenger}, "champion",
-                          replace(cfg, metrics=tuple(metrics)))
-    return gate_decision(comp, "challenger", metrics, min_delta, cfg.alpha), comp

@@ -1,9 +1,19 @@
-"""Every Table 1-3 metric as a function of case weights over the per-case components.
+"""Every Table 1-3 metric as a function of case weights over the per-case tables' columns.
 
 Why: one definition serves the point estimate (unit weights: the package's scalar functions,
 metrics/*.py, to float rounding) and all B resamples at once (weights [B, G] -> values [B]).
-Columns are those of metrics/components.py. A case with weight w counts w times; a mask
-column (`has_ref`) removes a case from a metric while it is still drawn with its cluster.
+A case with weight w counts w times; the mask column `has_reference` removes a case from a
+metric while it is still drawn with its cluster.
+
+Columns read (written by scoring/<task>.case_row; components in metrics/components.py):
+- localization: n_gold, n_pred, ap30, ap50, ap50_95, detected30, false_positives30,
+  detected50, matched30, matched50, coco_tp (JSON), best_iou_excl (definition (c));
+- captioning: has_reference, {clinical,modality,binary_keyword}_n_hits/_n_pred/_n_gold
+  (keywords in both / the answer / the reference), bleu_matches and
+  bleu_totals (JSON lists, n = 1..4), n_words, gt_n_words, meteor, gt_binary / pred_binary
+  ("normal" | "abnormal" | ""), binary_correct;
+- diagnosis: has_reference, top1, top5, predicted_label ("" when none), truth_label.
+Every table also has `filename` and `case_id` (the resampling unit).
 
 Kinds: a *mean* over cases (value = sum w m y / sum w m; its SE is CR1 from the
 per-case values), else a *corpus* statistic (ratios of sums, F1 of sums, BLEU, COCO AP,
@@ -14,6 +24,7 @@ better (+1 higher, -1 lower, 0 no preferred direction: not gateable).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +36,12 @@ from scipy import sparse
 from nova_mlflow.analysis import coco_resample
 from nova_mlflow.analysis.stats import Weights, ratio
 from nova_mlflow.metrics.coco import THRESHOLDS as COCO_THRESHOLDS
+
+MASK = "has_reference"  # 1: the case counts in the task's masked metrics
+LABEL_COLUMNS = ("truth_label", "predicted_label")
+#: Columns holding text (labels, statuses) or JSON; the others are numbers.
+TEXT_COLUMNS = frozenset({"coco_tp", "bleu_matches", "bleu_totals", "gt_binary", "pred_binary",
+                          *LABEL_COLUMNS})
 
 
 @dataclass
@@ -49,7 +66,20 @@ class TaskTable:
         return self.memo(f"clean:{col}", lambda: np.nan_to_num(self.num(col)))  # type: ignore[return-value]
 
     def mask(self) -> np.ndarray:
-        return self.clean("has_ref") if self.has("has_ref") else np.ones(len(self.frame))
+        return self.clean(MASK) if self.has(MASK) else np.ones(len(self.frame))
+
+    def lists(self, col: str, k: int) -> np.ndarray:
+        """A column of JSON lists of k numbers as [n, k] floats (a null cell: zeros)."""
+        def make() -> np.ndarray:
+            cells = [json.loads(c) if isinstance(c, str) and c else [0] * k
+                     for c in self.frame[col]]
+            return np.asarray(cells, dtype=float).reshape(len(cells), k)
+        return self.memo(f"lists:{col}", make)  # type: ignore[return-value]
+
+    def text(self, col: str) -> np.ndarray:
+        """A text column as str (null -> "")."""
+        return self.memo(f"text:{col}", lambda: self.frame[col].fillna("").astype(str)
+                         .to_numpy())  # type: ignore[return-value]
 
     def memo(self, key: str, make: Callable[[], object]) -> object:
         """Computed once per table (parsed columns, COCO flags, label matrices)."""
@@ -69,7 +99,7 @@ class MetricSpec:
     fn: Fn
     mean: MeanParts | None = None  # (y, m) per row when the metric is a mean over cases
     direction: int = 1
-    masked: bool = False  # `has_ref` (when present) removes cases
+    masked: bool = False  # `has_reference` (when present) removes cases
     # Distinct-label statistics: a resample repeats cases, so it holds fewer distinct labels
     # and its values sit below the observed one (entropy by ~0.2 bits on 281 NOVA cases).
     # Their draws are centred on the observed value before intervals and tests (see
@@ -128,8 +158,7 @@ def _totals(t: TaskTable, w: Weights) -> dict[tuple[str, bool], np.ndarray]:
 
 
 def _numeric_columns() -> list[str]:
-    return sorted({c for s in SPECS.values() for c in s.columns
-                   if not c.startswith("label_") and c != "coco_tp"})
+    return sorted({c for s in SPECS.values() for c in s.columns if c not in TEXT_COLUMNS})
 
 
 def _sums(t: TaskTable, w: Weights, cols: tuple[str, ...], masked: bool) -> list[np.ndarray]:
@@ -158,20 +187,28 @@ def sum_spec(key: str, col: str, direction: int = 1) -> MetricSpec:
     return MetricSpec(key, (col,), lambda t, w: _totals(t, w)[col, False], direction=direction)
 
 
-def case_f1_spec(key: str, tag: str) -> MetricSpec:
+def case_f1_spec(key: str, kind: str) -> MetricSpec:
     """Mean per-case keyword F1 over reference cases with a keyword on either side."""
+    cols = (f"{kind}_n_hits", f"{kind}_n_pred", f"{kind}_n_gold")
+
     def parts(t: TaskTable) -> tuple[np.ndarray, np.ndarray]:
-        h, p, g = (t.clean(f"{tag}_{s}") for s in ("hit", "pred", "gold"))
+        h, p, g = (t.clean(c) for c in cols)
         return ratio(2 * h, p + g), t.mask() * ((p + g) > 0)
 
-    return MetricSpec(key, (f"{tag}_hit", f"{tag}_pred", f"{tag}_gold"), _mean_fn(parts), parts,
-                      masked=True)
+    return MetricSpec(key, cols, _mean_fn(parts), parts, masked=True)
+
+
+BLEU_COLUMNS = ("bleu_matches", "bleu_totals", "n_words", "gt_n_words")
 
 
 def _bleu(t: TaskTable, w: Weights) -> np.ndarray:
     """nltk corpus_bleu (BLEU-4, no smoothing: a zero order counts as float_info.min)."""
-    cols = tuple(f"bleu_{x}{n}" for x in "mc" for n in range(1, 5)) + ("hyp_len", "ref_len")
-    s = np.stack(_sums(t, w, cols, masked=True), axis=-1)
+    x = np.column_stack([t.lists("bleu_matches", 4), t.lists("bleu_totals", 4),
+                         t.clean("n_words"), t.clean("gt_n_words")])
+    key = (id(t), "bleu")
+    if key not in w.memo:
+        w.memo[key] = w.sum(t.mask()[:, None] * x)
+    s = w.memo[key]
     num, den, hyp, ref = s[:, 0:4], s[:, 4:8], s[:, 8], s[:, 9]
     p = np.where(num > 0, ratio(num, den), sys.float_info.min)
     bp = np.where(hyp > ref, 1.0, np.exp(1 - ref / np.where(hyp > 0, hyp, 1)))
@@ -180,7 +217,8 @@ def _bleu(t: TaskTable, w: Weights) -> np.ndarray:
 
 
 def _binary_f1(t: TaskTable, w: Weights) -> np.ndarray:
-    gt, pr = t.clean("gt_abnormal"), t.clean("pred_abnormal")
+    """F1 with positive = abnormal (an unanswered case is read as not abnormal)."""
+    gt, pr = ((t.text(c) == "abnormal") * 1.0 for c in ("gt_binary", "pred_binary"))
     tp, fp, fn = _sums_of(t, w, gt * pr, (1 - gt) * pr, gt * (1 - pr))
     return np.where(tp > 0, ratio(2 * tp, 2 * tp + fp + fn), 0.0)
 
@@ -219,8 +257,7 @@ def coco_spec(key: str, indices: tuple[int, ...]) -> MetricSpec:
 def _labels(t: TaskTable) -> tuple[sparse.csc_matrix, sparse.csc_matrix]:
     """[G, L] counts of counted rows per cluster and label: truths, and predictions (if any)."""
     def make() -> tuple[sparse.csc_matrix, sparse.csc_matrix]:
-        gt = t.frame["label_gt"].fillna("").astype(str).to_numpy()
-        pr = t.frame["label_pred"].fillna("").astype(str).to_numpy()
+        gt, pr = t.text("truth_label"), t.text("predicted_label")
         vocab = {lab: i for i, lab in enumerate(sorted(set(gt) | set(pr)))}
         m = t.mask() > 0
         mats = []
@@ -253,33 +290,35 @@ def _entropy(t: TaskTable, w: Weights) -> np.ndarray:
 def _specs() -> list[MetricSpec]:
     L, C, D = "localization/", "captioning/", "diagnosis/"
     out = [mean_spec(L + "mAP30", "ap30"), mean_spec(L + "mAP50", "ap50"),
-           mean_spec(L + "mAP50_95", "ap50_95"), ratio_spec(L + "ACC50", "tp50", "n_gold"),
-           sum_spec(L + "TP30", "tp30"), sum_spec(L + "FP30", "fp30", direction=-1),
+           mean_spec(L + "mAP50_95", "ap50_95"), ratio_spec(L + "ACC50", "detected50", "n_gold"),
+           sum_spec(L + "TP30", "detected30"),
+           sum_spec(L + "FP30", "false_positives30", direction=-1),
            coco_spec(L + "coco_mAP30", (0,)), coco_spec(L + "coco_mAP50", (1,)),
            coco_spec(L + "coco_mAP50_95", tuple(range(1, len(COCO_THRESHOLDS))))]
     for tag in ("30", "50"):
-        out += [ratio_spec(f"{L}precision{tag}", f"match{tag}", "n_pred"),
-                ratio_spec(f"{L}recall{tag}", f"match{tag}", "n_gold"),
-                f1_spec(f"{L}f1_{tag}", f"match{tag}", "n_pred", "n_gold")]
+        out += [ratio_spec(f"{L}precision{tag}", f"matched{tag}", "n_pred"),
+                ratio_spec(f"{L}recall{tag}", f"matched{tag}", "n_gold"),
+                f1_spec(f"{L}f1_{tag}", f"matched{tag}", "n_pred", "n_gold")]
     out += [mean_spec(L + "hit30", "best_iou_excl", transform=lambda x: (x >= 0.30) * 1.0),
             mean_spec(L + "hit50", "best_iou_excl", transform=lambda x: (x >= 0.50) * 1.0),
             mean_spec(L + "mean_iou", "best_iou_excl")]
-    for tag, kind in (("clin", "clinical"), ("mod", "modality")):
-        h, p, g = f"{tag}_hit", f"{tag}_pred", f"{tag}_gold"
+    for kind in ("clinical", "modality"):
+        h, p, g = f"{kind}_n_hits", f"{kind}_n_pred", f"{kind}_n_gold"
         out += [ratio_spec(f"{C}{kind}_precision", h, p, masked=True),
                 ratio_spec(f"{C}{kind}_recall", h, g, masked=True),
                 f1_spec(f"{C}{kind}_f1", h, p, g, masked=True),
-                case_f1_spec(f"{C}{kind}_f1_case_mean", tag)]
-    out += [MetricSpec(C + "bleu", tuple(f"bleu_{x}{n}" for x in "mc" for n in range(1, 5))
-                       + ("hyp_len", "ref_len"), _bleu, masked=True),
+                case_f1_spec(f"{C}{kind}_f1_case_mean", kind)]
+    out += [MetricSpec(C + "bleu", BLEU_COLUMNS, _bleu, masked=True),
             mean_spec(C + "meteor", "meteor", masked=True),
             mean_spec(C + "binary_accuracy", "binary_correct", masked=True),
-            MetricSpec(C + "binary_f1", ("gt_abnormal", "pred_abnormal"), _binary_f1, masked=True),
+            MetricSpec(C + "binary_f1", ("gt_binary", "pred_binary"), _binary_f1, masked=True),
+            f1_spec(C + "binary_keyword_f1", "binary_keyword_n_hits", "binary_keyword_n_pred",
+                    "binary_keyword_n_gold", masked=True),
             _mean_words()]
     out += [mean_spec(D + "top1", "top1", masked=True), mean_spec(D + "top5", "top5", masked=True),
-            MetricSpec(D + "coverage", ("label_gt", "label_pred"), _coverage, masked=True,
+            MetricSpec(D + "coverage", LABEL_COLUMNS, _coverage, masked=True,
                        centred=True, bounds=(0.0, 1.0)),
-            MetricSpec(D + "entropy", ("label_gt", "label_pred"), _entropy, direction=0,
+            MetricSpec(D + "entropy", LABEL_COLUMNS, _entropy, direction=0,
                        masked=True, centred=True, bounds=(0.0, None))]
     return out
 
@@ -293,11 +332,11 @@ def _mean_words() -> MetricSpec:
 
 
 SPECS: dict[str, MetricSpec] = {s.key: s for s in _specs()}
-#: Columns a task's table needs for any metric: captioning must say which cases have a
-#: reference; diagnosis may (a missing `has_ref` counts every case, as today's tables do).
-TASK_COLUMNS: dict[str, tuple[str, ...]] = {"captioning": ("has_ref",)}
+#: Columns a task's table needs for any metric: captioning and diagnosis must say which
+#: cases have a reference (tables of metric-definition version 1 do not).
+TASK_COLUMNS: dict[str, tuple[str, ...]] = {"captioning": (MASK,), "diagnosis": (MASK,)}
 
-_COUNTS = "a count of answers by status (bookkeeping, not a score of the answers)"
+_COUNTS = "a count of answers or calls (bookkeeping, not a score of the answers)"
 _USAGE = "usage or cost of the run, not a score of the answers"
 _GT = "describes the ground truth: the same for every run on the same cases"
 _DISTINCT = ("a count of distinct items over the corpus: a resample repeats cases, so it has "
@@ -314,6 +353,12 @@ SKIPPED: dict[str, str] = {
     **{f"{t}/{k}": _USAGE for t in ("localization", "captioning", "diagnosis")
        for k in ("input_tokens", "output_tokens", "latency_p50_s", "latency_p95_s",
                  "cost_usd", "cost_usd_uncached")},
+    **{f"{t}/{k}": _COUNTS for t in ("localization", "captioning", "diagnosis")
+       for k in ("cached", "retries")},
+    **{f"run/{k}": _COUNTS for k in ("requests", "cache_hits", "retries")},
+    **{f"diagnosis/judge_{k}": _USAGE for k in ("calls", "cache_hits", "shortcuts", "unreadable",
+                                                "api_errors", "input_tokens", "output_tokens",
+                                                "cost_usd")},
 }
 
 

@@ -12,19 +12,22 @@ Definitions (B resamples, theta* the metric on a resample, d* = theta*_run - the
 - se: for a mean over cases, CR1 cluster-robust: sqrt(G/(G-1) * sum_g (sum_{i in g} u_i)^2)
   with u_i = m_i (y_i - mean) / sum(m) (m = 1 where the case counts), G = clusters with a
   counted case; for every other metric the bootstrap SD of theta* (ddof 1);
-- p: two-sided percentile-bootstrap test of "no difference",
-  p = min(1, 2 min(#{d* <= 0}, #{d* >= 0}) / B), floored at 1/B (B draws cannot resolve
-  less). Identical runs give d* = 0 on every draw, so both counts are B and p = 1.
-  Optional (`wald_p`): p = 2 Phi(-|delta| / se_delta) with se_delta below, which is not
-  floored, for comparisons with more tests than the resamples can resolve after adjustment
-  (Holm over m tests needs B >= m / alpha for any p to pass; `min_resamples`);
+- p, by default (`wald_p`): the Wald test of "no difference" on the cluster-robust SE of
+  the paired delta, p = 2 P(T > |delta| / se_delta) with T Student's t on G - 1 degrees of
+  freedom (the usual reference for CR1 with G clusters; the normal as G grows). Not
+  floored: Holm over the ~315 tests of 10 runs x 35 metrics needs p < 0.05 / 315, which
+  B = 2,000 resamples cannot resolve (a bootstrap p is at least 1/B; `min_resamples`).
+  A tie (delta = 0, identical runs) gives p = 1.
+  Optional (`bootstrap_p`): the two-sided percentile-bootstrap test,
+  p = min(1, 2 min(#{d* <= 0}, #{d* >= 0}) / B), floored at 1/B;
 - adjustment over all metric x run tests of one comparison: Holm (step-down, family-wise) or
   Benjamini-Hochberg (step-up, false discovery rate), or none;
 - se_delta, the paired SE: CR1 of u_run - u_base (the two runs' influences, same clusters)
   for a mean, else the bootstrap SD of d*;
-- MDE, the smallest true difference found with probability `power` by a two-sided level-alpha
-  z-test given the observed paired SE: mde = (z_{1-alpha/2} + z_{power}) * se_delta
-  (alpha 0.05, power 0.8: 2.80 se_delta); alpha as chosen, not adjusted for the other tests.
+- MDE, the smallest true difference found with probability `power` by the two-sided level-alpha
+  test above given the observed paired SE: mde = (q_{1-alpha/2} + q_{power}) * se_delta with
+  q the t (G - 1 df) or normal quantiles (normal, alpha 0.05, power 0.8: 2.80 se_delta);
+  alpha as chosen, not adjusted for the other tests.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
-DEFAULT_RESAMPLES = 2000
-DEFAULT_SEED = 20250514  # NOVA's arXiv date; a fixed seed makes every figure reproducible
+from nova_mlflow.config import DEFAULT_RESAMPLES, DEFAULT_SEED  # one definition
+
 ADJUSTMENTS = ("holm", "bh", "none")
 
 
@@ -48,22 +52,35 @@ class Draws:
     clusters: tuple[str, ...]  # sorted distinct cluster ids
     counts: np.ndarray  # [B, G] float64
 
+    @cached_property
+    def counts_t(self) -> np.ndarray:
+        """[G, B] contiguous: what weighted sums multiply with (shared like the draws)."""
+        out = np.ascontiguousarray(self.counts.T)
+        out.flags.writeable = False
+        return out
+
 
 def cluster_draws(cluster_ids: Sequence, resamples: int = DEFAULT_RESAMPLES,
                   seed: int = DEFAULT_SEED) -> Draws:
     """B draws of G clusters with replacement (a multinomial count per cluster).
 
     Depends only on the sorted distinct ids, B and the seed: reproducible, whatever the row
-    order of the tables.
+    order of the tables. The three tasks of a comparison (and repeated gates) usually share
+    their clusters, so the draws are made once (the array is read-only).
     """
-    clusters = tuple(sorted({str(c) for c in cluster_ids}))
+    return _draws(tuple(sorted({str(c) for c in cluster_ids})), resamples, seed)
+
+
+@lru_cache(maxsize=8)
+def _draws(clusters: tuple[str, ...], resamples: int, seed: int) -> Draws:
     g = len(clusters)
     if g == 0:
         return Draws(clusters, np.zeros((resamples, 0)))
     picks = np.random.default_rng(seed).integers(0, g, size=(resamples, g))
     flat = (picks + g * np.arange(resamples)[:, None]).ravel()
-    counts = np.bincount(flat, minlength=resamples * g).reshape(resamples, g)
-    return Draws(clusters, counts.astype(float))
+    counts = np.bincount(flat, minlength=resamples * g).reshape(resamples, g).astype(float)
+    counts.flags.writeable = False
+    return Draws(clusters, counts)
 
 
 class Weights:
@@ -73,11 +90,14 @@ class Weights:
     (counts @ per-cluster sums), which is G columns instead of n rows.
     """
 
-    def __init__(self, counts: np.ndarray, codes: np.ndarray) -> None:
+    def __init__(self, counts: np.ndarray, codes: np.ndarray,
+                 counts_t: np.ndarray | None = None) -> None:
         self.counts = np.atleast_2d(np.asarray(counts, dtype=float))
         self.codes = np.asarray(codes, dtype=np.intp)
         self.n_clusters = self.counts.shape[1]
         self.memo: dict = {}  # results shared by several metrics (COCO AP per threshold)
+        if counts_t is not None:  # Draws.counts_t, made once per set of draws
+            self.__dict__["_counts_t"] = counts_t
 
     @classmethod
     def unit(cls, codes: np.ndarray, n_clusters: int) -> Weights:
@@ -104,7 +124,7 @@ class Weights:
     @cached_property
     def rows(self) -> np.ndarray:
         """[n, B] integer weight of every row (what the order-dependent COCO AP needs)."""
-        return np.ascontiguousarray(self.counts.T)[self.codes].astype(np.int32)
+        return self._counts_t[self.codes].astype(np.int32)
 
 
 def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -162,13 +182,15 @@ def bootstrap_p(delta_boot: np.ndarray) -> float:
     return float(min(1.0, max(2 * k / b, 1 / b)))
 
 
-def wald_p(delta: float, se_delta: float) -> float:
-    """Two-sided normal-theory p of 'no difference' from the paired SE; 1 for a tie."""
+def wald_p(delta: float, se_delta: float, df: int | None = None) -> float:
+    """Two-sided p of 'no difference' from the paired SE (t on df degrees of freedom, normal
+    when df is None); 1 for a tie."""
     if delta == 0:
         return 1.0
     if se_delta <= 0:
         return 0.0
-    return float(2 * norm.sf(abs(delta) / se_delta))
+    z = abs(delta) / se_delta
+    return float(2 * (norm.sf(z) if df is None else student_t.sf(z, max(df, 1))))
 
 
 def adjust_p(p: Sequence[float], method: str = "holm") -> list[float]:
@@ -190,14 +212,15 @@ def adjust_p(p: Sequence[float], method: str = "holm") -> list[float]:
     return [float(x) for x in out]
 
 
-def mde(se_delta: float, alpha: float = 0.05, power: float = 0.8) -> float:
-    """Minimum detectable difference: (z_{1-alpha/2} + z_power) * se_delta."""
-    return float((_z(1 - alpha / 2) + _z(power)) * se_delta)
+def mde(se_delta: float, alpha: float = 0.05, power: float = 0.8, df: int | None = None) -> float:
+    """Minimum detectable difference: (q_{1-alpha/2} + q_power) * se_delta (module docstring)."""
+    return float((_q(1 - alpha / 2, df) + _q(power, df)) * se_delta)
 
 
-@lru_cache(maxsize=64)
-def _z(q: float) -> float:
-    return float(norm.ppf(q))  # scipy's ppf costs ~0.5 ms a call: 315 tests x 2
+@lru_cache(maxsize=256)
+def _q(q: float, df: int | None) -> float:
+    # scipy's ppf costs ~0.5 ms a call: 315 tests x 2
+    return float(norm.ppf(q) if df is None else student_t.ppf(q, max(df, 1)))
 
 
 def min_resamples(n_tests: int, alpha: float = 0.05, adjust: str = "holm") -> int:

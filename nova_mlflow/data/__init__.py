@@ -39,9 +39,16 @@ class Dataset:
     cases: list[Case]
     digest: str
     image_hashes: dict[str, str] = field(default_factory=dict, repr=False)
+    limited_from: str | None = None  # digest of the whole dataset, for a subset (--limit)
 
     def __len__(self) -> int:
         return len(self.cases)
+
+    @property
+    def full_digest(self) -> str:
+        """Digest of the whole dataset, whatever --limit kept: runs with the same full digest
+        score cases of one dataset and compare on the cases they share."""
+        return self.limited_from or self.digest
 
     def by_filename(self) -> dict[str, Case]:
         return {c.filename: c for c in self.cases}
@@ -52,7 +59,8 @@ class Dataset:
             return self
         cases = sorted(self.cases, key=lambda c: c.filename)[:n]
         hashes = {c.filename: self.image_hashes[c.filename] for c in cases if c.filename in self.image_hashes}
-        return Dataset(f"{self.name}", self.source, self.layout, cases, _digest(cases, hashes), hashes)
+        return Dataset(f"{self.name}", self.source, self.layout, cases, _digest(cases, hashes),
+                       hashes, self.full_digest)
 
 
 def load_dataset(

@@ -19,7 +19,7 @@ from nova_mlflow.parsing.frames import frame_for
 from nova_mlflow.pricing import load_prices
 from nova_mlflow.prompts import DEFAULT_VERSION, Prompt, load_prompt
 from nova_mlflow.providers import provider_kind
-from nova_mlflow.schemas import SCHEMA_VERSION, Frame, Task
+from nova_mlflow.schemas import METRICS_VERSION, SCHEMA_VERSION, Frame, Task
 from nova_mlflow.secrets import KEY_VARS, api_key
 
 
@@ -105,7 +105,8 @@ def git_commit() -> str | None:
 
 
 def run_tags(dataset: Dataset, tasks: tuple[Task, ...]) -> dict:
-    tags = {"nova.dataset_digest": dataset.digest, "nova.schema_version": SCHEMA_VERSION,
+    tags = {"nova.dataset_digest": dataset.digest, "nova.full_dataset_digest": dataset.full_digest,
+            "nova.schema_version": SCHEMA_VERSION, "nova.metrics_version": METRICS_VERSION,
             "nova.package_version": __version__, "nova.tasks": ",".join(t.value for t in tasks)}
     commit = git_commit()
     if commit:
@@ -120,9 +121,11 @@ def setup_params(model: str, frame: Frame, dataset: Dataset, prompts: dict[Task,
         "model": model, "provider": provider_kind(model), "frame": frame.value,
         "data": dataset.source if dataset.name != "demo" else "demo",
         "dataset_name": dataset.name, "dataset_digest": dataset.digest,
+        "full_dataset_digest": dataset.full_digest,
         "dataset_layout": dataset.layout, "n_cases": len(dataset),
         "tasks": ",".join(t.value for t in tasks),
         "package_version": __version__, "schema_version": SCHEMA_VERSION,
+        "metrics_version": METRICS_VERSION,
     }
     if Task.captioning in tasks:  # where METEOR's WordNet came from (bundled, nltk, a dir)
         from nova_mlflow.wordnet import wordnet_source

@@ -30,6 +30,15 @@ COSTS = {"cost_usd": "input_tokens", "judge_cost_usd": "judge_calls"}
 UNKNOWN_COST = "cost unknown"
 
 
+#: Metrics shown in their own units (counts, bits, words); the others are fractions (percent).
+RAW_KEYS = COUNT_KEYS | {"entropy", "gt_entropy", "mean_words", "gt_mean_words"}
+
+
+def is_raw(key: str) -> bool:
+    """True for a metric printed as it is (a count, bits, words), False for a fraction."""
+    return key.rsplit("/", 1)[-1] in RAW_KEYS
+
+
 def fmt(key: str, value: float) -> str:
     name = key.rsplit("/", 1)[-1]
     if name in COUNT_KEYS:

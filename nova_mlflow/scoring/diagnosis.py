@@ -53,12 +53,17 @@ def predicted_labels(top1: list[str | None], truths: list[str], top1_matches: li
     return out
 
 
-def case_row(preds: list[str], verdicts: list[Verdict], truth: str,
-             rank: int | None) -> dict[str, Any]:
-    """A case's diagnosis columns: truth, rank of the first match, top-1/top-5 and, per
-    prediction, the text, the verdict and its reason."""
-    row: dict[str, Any] = {"truth": truth, "rank": rank or 0, "top1": int(rank == 1),
-                           "top5": int(rank is not None and rank <= K)}
+def case_row(preds: list[str], verdicts: list[Verdict], truth: str, rank: int | None,
+             predicted_label: str | None = None, has_reference: bool = True) -> dict[str, Any]:
+    """A case's diagnosis columns: truth and its label, rank of the first match, top-1/top-5
+    (null when the truth names no diagnosis: left out of every metric), the predicted label
+    counted by coverage and entropy ("" when none), and per prediction the text, the
+    verdict and its reason."""
+    row: dict[str, Any] = {"truth": truth, "truth_label": label_of(truth), "rank": rank or 0,
+                           "top1": int(rank == 1) if has_reference else None,
+                           "top5": int(rank is not None and rank <= K) if has_reference else None,
+                           "has_reference": int(has_reference),
+                           "predicted_label": (predicted_label or "") if has_reference else ""}
     for j in range(K):
         row[f"pred{j + 1}"] = preds[j] if j < len(preds) else ""
         row[f"match{j + 1}"] = ("yes" if verdicts[j].match else "no") if j < len(verdicts) else ""
@@ -103,12 +108,9 @@ def score(cases: list[Case], answers: Mapping[AnswerKey, Answer], ctx: ScoreCont
     rows = []
     for c, (a, p, status), ps, vs, rank, lab, ref in zip(cases, parsed, preds, verdicts, ranks,
                                                          labels, has_ref):
-        row = case_row(ps, vs, c.final_diagnosis, rank)
-        if not ref:  # left out of top-k, coverage and entropy: no answer can match it
-            row |= {"top1": None, "top5": None}
-        rows.append({"filename": c.filename, "case_id": c.case_id, "status": status, **row,
-                     "has_reference": int(ref),
-                     "predicted_label": (lab or "") if ref else "",
+        # a truth naming no diagnosis is left out of top-k, coverage and entropy
+        rows.append({"filename": c.filename, "case_id": c.case_id, "status": status,
+                     **case_row(ps, vs, c.final_diagnosis, rank, lab, ref),
                      "in_gt_labels": int(lab in gt_set) if ref else 0,
                      "matcher": matcher.name, "error": error_of(a, p),
                      "answer": (a.text or "") if a else ""})

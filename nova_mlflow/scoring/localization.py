@@ -19,6 +19,7 @@ import pandas as pd
 
 from nova_mlflow.metrics import localization as loc
 from nova_mlflow.metrics.coco import coco_map
+from nova_mlflow.metrics.components import localization_components
 from nova_mlflow.metrics.hit_rate import best_iou, hit_rate_metrics
 from nova_mlflow.schemas import Answer, Box, Case, LocalizationPrediction, Task
 from nova_mlflow.scoring.common import (
@@ -55,18 +56,21 @@ def n_gold_group(n: int) -> str:
 def case_row(pred: LocalizationPrediction | None, golds: list[Box],
              golds_as_written: list[Box] | None = None) -> dict[str, Any]:
     """A case's localization columns from its prediction (boxes in emitted order; None: no
-    usable answer) and its gold boxes (clipped, and as written for the authors' hit rate)."""
+    usable answer) and its gold boxes (clipped, and as written for the authors' hit rate).
+
+    Besides what people read (best IoU, boxes, size class), the row keeps every component
+    the case-clustered statistics resample (metrics/components.py), unrounded.
+    """
     preds = list(pred.boxes) if pred is not None else []
-    pc = loc.per_case(preds, golds)
+    parts = localization_components(preds, golds)
+    ious = loc.iou_matrix(preds, golds)
     written = golds_as_written or golds
     excl = best_iou(pred.as_written if pred is not None else [], [b.as_list() for b in written])
     return {
-        "n_gold": len(golds), "n_pred": len(preds), "n_gold_group": n_gold_group(len(golds)),
-        "size_class": size_class(golds),
+        "n_gold_group": n_gold_group(len(golds)), "size_class": size_class(golds),
         "gold_area_max": round(max((b.area for b in golds), default=0.0), 1),
-        "best_iou": round(pc.best_iou, 4), "detected30": pc.detected30,
-        "missed30": pc.missed30, "false_positives30": pc.false_positives30,
-        "ap30": round(pc.ap30, 4), "best_iou_excl": excl,
+        "best_iou": round(float(ious.max()) if ious.size else 0.0, 4),
+        **parts, "missed30": len(golds) - parts["detected30"], "best_iou_excl": excl,
         "gold_boxes": json.dumps([[round(v, 1) for v in b.as_list()] for b in golds]),
         "pred_boxes": json.dumps([[round(v, 1) for v in b.as_list()] for b in preds]),
     }

@@ -16,12 +16,9 @@ import numpy as np
 import pandas as pd
 
 from nova_mlflow.metrics.captioning import MODALITY_TERMS
-from nova_mlflow.metrics.components import (
-    caption_components,
-    diagnosis_components,
-    localization_components,
-)
-from nova_mlflow.schemas import Box
+from nova_mlflow.metrics.matching import Verdict
+from nova_mlflow.schemas import Box, LocalizationPrediction
+from nova_mlflow.scoring import captioning, diagnosis, localization
 
 CLINICAL = """lesion mass tumor edema hemorrhage cyst enhancement hyperintensity infarct atrophy
 glioma meningioma abscess calcification nodule necrosis cortex cerebellum thalamus frontal
@@ -47,7 +44,7 @@ class Slice:
     truth: str
     rank: int | None
     pred_label: str | None
-    has_ref: bool
+    has_reference: bool
 
 
 def _box(rng: np.random.Generator) -> Box:
@@ -90,7 +87,7 @@ def case_world(case_ids: Sequence[str], seed: int = 0) -> dict[str, dict]:
     """What every run shares per case: difficulty, truth label, whether it names one."""
     rng = np.random.default_rng(seed)
     return {c: {"difficulty": float(rng.normal()), "truth": f"label {rng.integers(N_LABELS)}",
-                "has_ref": bool(rng.random() > 0.02)}
+                "has_reference": bool(rng.random() > 0.02)}
             for c in sorted(set(case_ids))}
 
 
@@ -121,19 +118,32 @@ def simulate_run(case_ids: Sequence[str], skill: float, seed: int, world_seed: i
                  if rng.random() < 0.7 else f"unseen {rng.integers(40)}") if answered else None
         out.append(Slice(f"{c}_{seen[c]:03d}.png", c, golds, preds, gt_caption,
                          _answer_caption(gt_caption, keep, rng), float(rng.uniform(0, keep)),
-                         case["truth"], rank if answered else None, label, case["has_ref"]))
+                         case["truth"], rank if answered else None, label,
+                         case["has_reference"]))
     return out
 
 
+def _diagnoses(s: Slice) -> tuple[list[str], list[Verdict]]:
+    """Five ranked answers: the predicted label first, the truth at its rank."""
+    if s.pred_label is None:
+        return [], []
+    preds = [s.pred_label] + [f"other {k}" for k in range(2, 6)]
+    if s.rank is not None and s.rank > 1:
+        preds[s.rank - 1] = s.truth
+    return preds, [Verdict(k + 1 == s.rank, "synthetic") for k in range(len(preds))]
+
+
 def tables(slices: Sequence[Slice]) -> dict[str, pd.DataFrame]:
-    """Per-case component tables of one run (metrics/components.py columns)."""
+    """Per-case tables of one run, built by the scoring layer's own `case_row` functions."""
     loc, cap, dx = [], [], []
     for s in slices:
         key = {"filename": s.filename, "case_id": s.case_id}
-        loc.append(key | localization_components(s.preds, s.golds))
-        cap.append(key | caption_components(s.gt_caption, s.pred_caption,
-                                            s.meteor if s.gt_caption else None))
-        dx.append(key | diagnosis_components(s.rank, s.pred_label, s.truth, s.has_ref))
+        pred = LocalizationPrediction(boxes=s.preds, as_written=[b.as_list() for b in s.preds])
+        loc.append(key | localization.case_row(pred, s.golds))
+        cap.append(key | captioning.case_row(s.gt_caption, s.pred_caption, s.meteor))
+        preds, verdicts = _diagnoses(s)
+        dx.append(key | diagnosis.case_row(preds, verdicts, s.truth, s.rank, s.pred_label,
+                                           s.has_reference))
     return {"localization": pd.DataFrame(loc), "captioning": pd.DataFrame(cap),
             "diagnosis": pd.DataFrame(dx)}
 
