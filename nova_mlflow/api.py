@@ -60,7 +60,8 @@ def run_config(*, data: str = "demo", images: str | Path | None = None, model: s
                prompt: Prompts = None, limit: int | None = None, concurrency: int = 8,
                temperature: float = 0.0, max_tokens: int = 1024, seed: int | None = 0,
                judge: str = "none", experiment: str | None = None, run_name: str | None = None,
-               base_url: str | None = None, rpm: float | None = None, max_retries: int = 6,
+               base_url: str | None = None, api_key_env: str | None = None,
+               rpm: float | None = None, max_retries: int = 6,
                retry_base: float = 1.0, timeout: float = 120.0, no_cache: bool = False,
                refresh: bool = False, prices: str | None = None, no_progress: bool = False,
                no_traces: bool = False) -> RunConfig:
@@ -73,8 +74,8 @@ def run_config(*, data: str = "demo", images: str | Path | None = None, model: s
         limit=limit or None, concurrency=concurrency, judge=judge, experiment=experiment,
         run_name=run_name, progress=not no_progress,
         settings=GenerationSettings(temperature=temperature, max_tokens=max_tokens, seed=seed),
-        base_url=base_url, rpm=rpm, use_cache=not no_cache, refresh=refresh, prices=prices,
-        traces=not no_traces,
+        base_url=base_url, api_key_env=api_key_env or None, rpm=rpm, use_cache=not no_cache,
+        refresh=refresh, prices=prices, traces=not no_traces,
         retry=RetryPolicy(max_retries=max_retries, base_delay=retry_base, timeout=timeout))
 
 
@@ -116,29 +117,36 @@ def evaluate(*, data: str, outputs: str | Path | None = None, from_run: str | No
 
 def compare(*, experiment: str | None = None, run: str | Iterable[str] = (),
             baseline: str | None = None, metric: str | Iterable[str] = (),
-            resamples: int = 2000, seed: int | None = None, no_log: bool = False):
-    """Runs side by side with case-paired statistics; returns the Comparison."""
+            adjust: str = "holm", allow_mismatch: bool = False, alpha: float = 0.05,
+            resamples: int = 2000, seed: int | None = None, p_method: str = "wald",
+            no_log: bool = False):
+    """Runs side by side with case-clustered paired statistics; returns the CompareResult
+    (`.comparison.metrics[key].runs[run_id]`, `.to_json()`, `.compare_run_id`)."""
     from nova_mlflow.pipeline.compare import run_compare
 
     extra = {"seed": seed} if seed is not None else {}
     cfg = CompareConfig(experiment=experiment, runs=[run] if isinstance(run, str) else list(run),
                         baseline=baseline,
                         metrics=[metric] if isinstance(metric, str) else list(metric),
-                        log=not no_log, resamples=resamples, **extra)
+                        log=not no_log, resamples=resamples, adjust=adjust, alpha=alpha,  # type: ignore[arg-type]
+                        p_method=p_method, allow_mismatch=allow_mismatch, **extra)  # type: ignore[arg-type]
     return run_compare(cfg)
 
 
 def gate(*, run: str, registered_model: str, metric: str | Iterable[str] = (),
-         min_delta: float = 0.0, alpha: float = 0.05, resamples: int = 2000,
+         min_delta: float = 0.0, alpha: float = 0.05, dry_run: bool = False,
+         adjust: str = "holm", allow_mismatch: bool = False, resamples: int = 2000,
          seed: int | None = None):
-    """Register a run's configuration; promote it to `champion` only on a real gain.
-    Returns the GateResult (`.promoted`, `.reason`, `.version`, the checks)."""
+    """Promote a run's configuration to `champion` only on a real gain over the current one.
+    Returns the GateResult (`.promoted`, `.reason`, `.version`, `.checks`); `dry_run` decides
+    without registering anything."""
     from nova_mlflow.pipeline.gate import run_gate
 
     extra = {"seed": seed} if seed is not None else {}
     cfg = GateConfig(run_id=run, registered_model=registered_model,
                      metrics=[metric] if isinstance(metric, str) else list(metric),
-                     min_delta=min_delta, alpha=alpha, resamples=resamples, **extra)
+                     min_delta=min_delta, alpha=alpha, resamples=resamples, dry_run=dry_run,
+                     adjust=adjust, allow_mismatch=allow_mismatch, **extra)  # type: ignore[arg-type]
     return run_gate(cfg)
 
 
@@ -147,6 +155,23 @@ def sync() -> list[str]:
     from nova_mlflow.pipeline.sync import sync_all
 
     return sync_all()
+
+
+def cache_stats() -> dict[str, Any]:
+    """What the response cache holds: {"path", "bytes", "rows"}, one row per kind
+    (responses / verdicts), provider, model and endpoint with its entries, oldest, newest."""
+    from nova_mlflow.pipeline.cache import cache_stats as stats
+
+    return stats()
+
+
+def cache_prune(*, older_than: float) -> dict[str, Any]:
+    """Remove cached answers and verdicts older than `older_than` days; what was removed."""
+    from nova_mlflow.pipeline.cache import prune_cache
+
+    if older_than < 0:
+        raise InputError(f"--older-than {older_than}: use a number of days >= 0")
+    return prune_cache(older_than)
 
 
 def validate(*, data: str = "demo", images: str | Path | None = None,

@@ -1,5 +1,4 @@
 """`nova-mlflow` command line: a thin shell over the library (the only module importing click).
-
 Logs go to stderr; with --json, stdout carries exactly one JSON object. Exit codes: 0 ok,
 1 gate rejected, 2 bad input (one line naming file, row, field), 3 provider failure.
 """
@@ -17,8 +16,6 @@ import click
 from nova_mlflow import __version__
 from nova_mlflow.errors import InputError, NovaError
 from nova_mlflow.names import Frame, Task
-
-log = logging.getLogger("nova_mlflow")
 
 TASK_NAMES = [t.value for t in Task]
 
@@ -41,16 +38,13 @@ class WholeNumber(click.ParamType):
         self.low, self.high = low, high
 
     def convert(self, value, param, ctx):  # noqa: ANN001 (click's signature)
-        if isinstance(value, int):
-            n = value
-        else:
-            try:
-                f = float(value)
-            except (TypeError, ValueError):
-                self.fail(f"{value!r} is not a whole number", param, ctx)
-            if f != int(f):
-                self.fail(f"{value!r} is not a whole number", param, ctx)
+        try:
+            f = float(value)
             n = int(f)
+        except (TypeError, ValueError, OverflowError):
+            n, f = 0, 0.5  # not a number: fails below
+        if f != n:
+            self.fail(f"{value!r} is not a whole number", param, ctx)
         if (self.low is not None and n < self.low) or (self.high is not None and n > self.high):
             self.fail(f"{n} is not in the range {self.low}..{self.high}", param, ctx)
         return n
@@ -86,45 +80,6 @@ def _call(fn, *args, **kwargs):
         _fail(InputError(f"MLflow: {first} (check MLFLOW_TRACKING_URI and credentials)"), 2)
 
 
-def entry() -> None:
-    """The `nova-mlflow` command (and `python -m nova_mlflow`): `main`, then a quick exit.
-
-    A finished command's process still pays for tearing the interpreter down: every module
-    and object freed one by one, ~0.7 s for a process that imported MLflow and more for a
-    run's heap. So, once the command has returned or exited, the exit handlers run (MLflow's
-    and ours flush what is left to write, temporary files are removed, logs are flushed) and
-    the process ends there (`os._exit`), skipping only that teardown. An exception that
-    escapes the command takes Python's normal path (traceback, exit code 1).
-    """
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            code = exc.code or 0
-        else:  # sys.exit("message"): printed, exit code 1, as Python does
-            print(exc.code, file=sys.stderr)
-            code = 1
-    _leave(code)
-
-
-def _leave(code: int) -> None:
-    import atexit
-    import os
-
-    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)  # CPython's, since 3.0
-    if run_exit_handlers is None:
-        sys.exit(code)
-    run_exit_handlers()
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
-
-
 def _emit_json(metrics: dict) -> None:
     sys.stdout.write(json.dumps(metrics, sort_keys=True) + "\n")
     sys.stdout.flush()
@@ -136,8 +91,14 @@ data_option = click.option(
          "(metadata CSV or parquet release, images beside it or in images/), or hf://c-i-ber/Nova.")
 images_option = click.option("--images", type=click.Path(file_okay=False, path_type=Path),
                              default=None, help="Image directory, if not beside the metadata.")
-json_option = click.option("--json", "as_json", is_flag=True,
-                           help="Print the metrics as one JSON object on stdout.")
+
+
+def json_flag(what: str = "the metrics"):
+    return click.option("--json", "as_json", is_flag=True,
+                        help=f"Print {what} as one JSON object on stdout.")
+
+
+json_option = json_flag()
 frame_option = click.option(
     "--frame", type=click.Choice([f.value for f in Frame]), default=None,
     help="Box coordinate frame of the model's answers; needed for models not in the catalog.")
@@ -186,6 +147,11 @@ def run_options(fn):
         click.option("--base-url", default=None,
                      help="Provider endpoint [default: OPENAI_BASE_URL / GOOGLE_GEMINI_BASE_URL "
                           "/ the vendor's]."),
+        click.option("--api-key-env", default=None, metavar="NAME",
+                     help="Environment variable holding the API key [default: OPENAI_API_KEY "
+                          "for openai, GEMINI_API_KEY / GOOGLE_API_KEY for gemini, "
+                          "OPENAI_COMPATIBLE_API_KEY for openai-compatible (no key sent when "
+                          "unset; never OPENAI_API_KEY)]."),
         click.option("--rpm", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="At most this many requests per minute (spaced evenly)."),
         click.option("--max-retries", type=WholeNumber(0, 50), default=6, show_default=True,
@@ -245,7 +211,8 @@ def sweep(models, prompts, as_json, **o) -> None:
 @data_option
 @images_option
 @click.option("--outputs", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help='JSONL, one {"filename", "task", "text"} object per line.')
+              help='JSONL, one {"filename", "task", "text"} object per line; text is the raw '
+                   'answer, or null for no answer (counted as missing). Extra fields are kept.')
 @click.option("--from-run", default=None, metavar="RUN_ID",
               help="Re-score the answers an earlier MLflow run logged (older schemas are "
                    "upgraded; its model and frame are reused unless given).")
@@ -258,14 +225,11 @@ def sweep(models, prompts, as_json, **o) -> None:
 @click.option("--no-traces", is_flag=True,
               help="No MLflow trace per judge call (the only provider calls of an evaluation).")
 @json_option
-def evaluate(data, images, outputs, from_run, model, frame, judge, experiment, run_name,
-             no_traces, as_json) -> None:
+def evaluate(as_json, **o) -> None:
     """Score answers produced elsewhere (no model call) and log one MLflow run."""
     from nova_mlflow import api
 
-    summary = _call(api.evaluate, data=data, images=images, outputs=outputs, from_run=from_run,
-                    model=model, frame=frame, judge=judge, experiment=experiment,
-                    run_name=run_name, no_traces=no_traces)
+    summary = _call(api.evaluate, **o)
     if as_json:
         _emit_json(summary.metrics)
 
@@ -289,7 +253,28 @@ def validate(data, images, no_images, as_json) -> None:
                    f"({facts['layout']} layout, digest {facts['digest']})")
 
 
-@main.command()
+STATS_HELP = ("Resampling unit: the patient case (case_id); the same draws for every run. "
+              "p: t test on the paired cluster-robust SE, adjusted over every metric x run test.")
+
+resamples_option = click.option("--resamples", type=WholeNumber(100, 100_000), default=2000,
+                                show_default=True, help="Bootstrap resamples (draws of whole cases).")
+seed_option = click.option("--seed", type=WholeNumber(), default=None,
+                           help="Bootstrap seed [default: the package's fixed seed].")
+
+
+def adjust_option(scope: str):
+    return click.option("--adjust", type=click.Choice(["holm", "bh", "none"]), default="holm",
+                        show_default=True, help=f"Adjust p over {scope}: Holm (family-wise), "
+                        "Benjamini-Hochberg (false discovery rate) or none.")
+
+
+def mismatch_option(what: str):
+    return click.option("--allow-mismatch", is_flag=True, help=(
+        f"{what} on different dataset digests, diagnosis scorers or schema / metric-definition "
+        "versions anyway (what differed is printed and logged)."))
+
+
+@main.command(epilog=STATS_HELP)
 @click.option("--experiment", default=None,
               help="Compare the finished runs of this experiment (sweep parents and compare "
                    "runs left out) [default: nova-demo, unless --run is given].")
@@ -298,55 +283,108 @@ def validate(data, images, no_images, as_json) -> None:
 @click.option("--baseline", default=None, metavar="ID",
               help="Run the others are compared with [default: the first --run, or the oldest].")
 @click.option("--metric", "metrics", multiple=True, metavar="KEY",
-              help="Metric to compare (repeat or comma-separate) [default: every metric that "
-                   "is a mean over cases and that all runs have].")
-@click.option("--resamples", type=WholeNumber(100, 100_000), default=2000, show_default=True,
-              help="Bootstrap resamples.")
-@click.option("--seed", type=WholeNumber(), default=None,
-              help="Bootstrap seed [default: the package's fixed seed].")
+              help="Metric to compare (repeat or comma-separate) [default: every Table 1-3 "
+                   "metric the runs' tables allow].")
+@adjust_option("all metric x run tests")
+@mismatch_option("Compare runs")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+              show_default=True,
+              help="Level of the minimum detectable difference (80% power) and of the filled "
+                   "markers of the forest plot.")
+@resamples_option
+@seed_option
+@click.option("--p-method", type=click.Choice(["wald", "bootstrap"]), default="wald",
+              show_default=True,
+              help="wald: t test on the paired cluster-robust SE (not floored); bootstrap: the "
+                   "percentile-bootstrap p, at least 1/resamples.")
 @click.option("--no-log", is_flag=True, help="Print only; log no comparison run.")
 @json_option
-def compare(experiment, runs, baseline, metrics, resamples, seed, no_log, as_json) -> None:
-    """Runs side by side, with paired bootstrap 95% CIs and p-values vs a baseline run."""
+def compare(experiment, runs, baseline, metrics, adjust, allow_mismatch, alpha, resamples, seed,
+            p_method, no_log, as_json) -> None:
+    """Runs side by side: per metric, value, 95% CI, SE, paired delta vs a baseline run with
+    its CI, p, adjusted p and the minimum detectable difference."""
     from nova_mlflow import api
-    from nova_mlflow.report.compare import to_json
 
-    comp = _call(api.compare, experiment=experiment, run=runs, baseline=baseline, metric=metrics,
-                 resamples=resamples, seed=seed, no_log=no_log)
+    res = _call(api.compare, experiment=experiment, run=runs, baseline=baseline, metric=metrics,
+                adjust=adjust, allow_mismatch=allow_mismatch, alpha=alpha, resamples=resamples,
+                seed=seed, p_method=p_method, no_log=no_log)
     if as_json:
-        _emit_json(to_json(comp))
+        _emit_json(res.to_json())
 
 
-@main.command()
+@main.command(epilog=STATS_HELP)
 @click.option("--run", "run_id", required=True, metavar="ID", help="The run to register.")
 @click.option("--registered-model", required=True, metavar="NAME",
               help="Registered model that gets the new version (aliases challenger/champion).")
 @click.option("--metric", "metrics", multiple=True, metavar="KEY",
               help="Metric that must improve (repeat or comma-separate; all must pass) "
                    "[default: localization/mAP30, else diagnosis/top1, else captioning/meteor].")
-@click.option("--min-delta", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Smallest gain that counts, as a fraction (0.02 = 2 percentage points).")
+@click.option("--min-delta", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="The lower 95% CI bound of the gain must exceed this (a fraction: 0.02 = 2 "
+                   "percentage points; counts for TP30/FP30).")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
-              show_default=True, help="The gain must have a paired bootstrap p-value below this.")
-@click.option("--resamples", type=WholeNumber(100, 100_000), default=2000, show_default=True,
-              help="Bootstrap resamples.")
-@click.option("--seed", type=WholeNumber(), default=None,
-              help="Bootstrap seed [default: the package's fixed seed].")
+              show_default=True, help="The gain's adjusted p must be below this.")
+@click.option("--dry-run", is_flag=True, help="Decide and print; register and tag nothing.")
+@adjust_option("the gated metrics")
+@mismatch_option("Gate against a champion")
+@resamples_option
+@seed_option
 @json_option
-def gate(run_id, registered_model, metrics, min_delta, alpha, resamples, seed, as_json) -> None:
+def gate(run_id, registered_model, metrics, min_delta, alpha, dry_run, adjust, allow_mismatch,
+         resamples, seed, as_json) -> None:
     """Register a run's configuration; promote it to `champion` only on a real gain (exit 1 if not)."""
     from nova_mlflow import api
 
     result = _call(api.gate, run=run_id, registered_model=registered_model, metric=metrics,
-                   min_delta=min_delta, alpha=alpha, resamples=resamples,
+                   min_delta=min_delta, alpha=alpha, dry_run=dry_run, adjust=adjust,
+                   allow_mismatch=allow_mismatch, resamples=resamples,
                    seed=seed)  # the reason goes to stderr as a log line
     if as_json:
         _emit_json(result.as_json())
     sys.exit(0 if result.promoted else 1)
 
 
+@main.group()
+def cache() -> None:
+    """The response cache: model answers and judge verdicts kept so no call is paid twice.
+
+    Kept in <cache>/responses.sqlite ($NOVA_MLFLOW_CACHE, else the platform's user cache),
+    keyed by provider, model, endpoint, prompt, settings and input."""
+
+
+@cache.command("stats")
+@json_flag("the result")
+def cache_stats(as_json) -> None:
+    """Entries per provider, model and endpoint (answers) and per judge (verdicts)."""
+    from nova_mlflow import api
+    from nova_mlflow.pipeline.cache import stats_table
+
+    stats = _call(api.cache_stats)
+    if as_json:
+        _emit_json(stats)
+    else:
+        click.echo(stats_table(stats))
+
+
+@cache.command("prune")
+@click.option("--older-than", type=click.FloatRange(min=0), required=True, metavar="DAYS",
+              help="Remove entries stored more than DAYS days ago (0 empties the cache).")
+@json_flag("the result")
+def cache_prune(older_than, as_json) -> None:
+    """Remove old entries (answers and verdicts) and give the space back."""
+    from nova_mlflow import api
+
+    done = _call(api.cache_prune, older_than=older_than)
+    if as_json:
+        _emit_json(done)
+    else:
+        r = done["removed"]
+        click.echo(f"removed {r['responses']} answer(s) and {r['verdicts']} verdict(s) older "
+                   f"than {older_than:g} day(s) from {done['path']}")
+
+
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the synced run ids as JSON.")
+@json_flag("the synced run ids")
 def sync(as_json) -> None:
     """Log runs whose tracking server was unreachable at the end (results kept on disk)."""
     from nova_mlflow import api

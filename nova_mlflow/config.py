@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from nova_mlflow.schemas import ALL_TASKS, Frame, GenerationSettings, Task
 
 DEFAULT_RESAMPLES = 2000
-DEFAULT_SEED = 20250514  # NOVA's arXiv date; any fixed value works
+DEFAULT_SEED = 20250514  # NOVA's arXiv date; a fixed seed makes every figure reproducible
 
 
 class RetryPolicy(BaseModel):
@@ -66,6 +67,7 @@ class RunConfig(BaseModel):
     settings: GenerationSettings = GenerationSettings()
     progress: bool = True
     base_url: str | None = None
+    api_key_env: str | None = None  # the variable holding the key (its name, never its value)
     retry: RetryPolicy = RetryPolicy()
     rpm: float | None = Field(None, gt=0)
     use_cache: bool = True
@@ -106,17 +108,21 @@ class EvaluateConfig(BaseModel):
 
 
 class CompareConfig(BaseModel):
-    """`nova-mlflow compare`: which runs, against which baseline, how many resamples."""
+    """`nova-mlflow compare`: which runs, against which baseline, and the statistics."""
 
     model_config = ConfigDict(extra="forbid")
 
     experiment: str | None = None
     runs: list[str] = Field(default_factory=list)
     baseline: str | None = None
-    metrics: list[str] = Field(default_factory=list)
+    metrics: list[str] = Field(default_factory=list)  # empty: every metric the tables allow
     log: bool = True
     resamples: int = Field(DEFAULT_RESAMPLES, ge=100, le=100_000)
     seed: int = DEFAULT_SEED
+    adjust: Literal["holm", "bh", "none"] = "holm"  # over all metric x run tests
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)  # of the MDE (and of "significant" in plots)
+    p_method: Literal["wald", "bootstrap"] = "wald"  # analysis/stats.py says why
+    allow_mismatch: bool = False  # compare runs that differ in data, scorer or versions
 
 
 class GateConfig(BaseModel):
@@ -127,7 +133,10 @@ class GateConfig(BaseModel):
     run_id: str = Field(min_length=1)
     registered_model: str = Field(min_length=1)
     metrics: list[str] = Field(default_factory=list)
-    min_delta: float = Field(0.0, ge=0.0, le=1.0)
+    min_delta: float = Field(0.0, ge=0.0)
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
     resamples: int = Field(DEFAULT_RESAMPLES, ge=100, le=100_000)
     seed: int = DEFAULT_SEED
+    adjust: Literal["holm", "bh", "none"] = "holm"  # over the gated metrics
+    allow_mismatch: bool = False
+    dry_run: bool = False  # decide and report; register, alias and tag nothing

@@ -16,7 +16,11 @@ class NovaError(Exception):
 
 
 class InputError(NovaError):
-    """Bad input: unreadable data, malformed row, bad flag, bad outputs file. Exit 2."""
+    """Bad input: unreadable data, malformed row, bad flag, bad outputs file. Exit 2.
+
+    `row` is a data row (CSV, parquet); `line` a line of a text file (JSONL outputs files),
+    counted from 1 with blank lines included, as an editor shows it.
+    """
 
     exit_code = 2
 
@@ -27,10 +31,12 @@ class InputError(NovaError):
         file: str | Path | None = None,
         row: int | None = None,
         field: str | None = None,
+        line: int | None = None,
     ) -> None:
         self.message = " ".join(str(message).split())  # always one line
         self.file = str(file) if file is not None else None
         self.row = row
+        self.line = line
         self.field = field
         super().__init__(str(self))
 
@@ -38,6 +44,8 @@ class InputError(NovaError):
         where = []
         if self.file:
             where.append(self.file)
+        if self.line is not None:
+            where.append(f"line {self.line}")
         if self.row is not None:
             where.append(f"row {self.row}")
         if self.field:

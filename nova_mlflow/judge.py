@@ -3,10 +3,11 @@
 The NOVA paper matched free-text diagnoses with GPT-4o as a judge (synonyms accepted,
 differences in specificity tolerated); the judge here is any provider model with the
 versioned prompt prompts/judge/<version>.md. Verdicts are cached in sqlite by (judge model,
-judge prompt version and text hash, prediction, truth), so re-scoring the same answers never
-pays twice; pairs equal after normalisation are matched without a call. Judge tokens and
-cost are counted apart from the model's. A judge answer that cannot be read, or a call that
-fails after retries, is a "no match" verdict whose reason says so, counted and never cached.
+its endpoint, judge prompt version and text hash, prediction, truth), so re-scoring the same
+answers never pays twice; pairs equal after normalisation are matched without a call.
+Judge tokens and cost are counted apart from the model's. A judge answer that cannot be
+read, or a call that fails after retries, is a "no match" verdict whose reason says so,
+counted and never cached.
 
 Tracing: with a `tracer` set (tracking_traces.Tracer, given by the run unless --no-traces),
 every judge call is an MLflow trace of the run (task `diagnosis-judge`, tag nova.role=judge):
@@ -27,7 +28,7 @@ from typing import Any
 from nova_mlflow.metrics.matching import Verdict
 from nova_mlflow.metrics.diagnosis import normalize
 from nova_mlflow.paths import cache_dir
-from nova_mlflow.pricing import cost_usd, load_prices
+from nova_mlflow.pricing import PriceTable, cost_usd, load_prices
 from nova_mlflow.prompts import Prompt, load_prompt
 from nova_mlflow.providers import create_provider
 from nova_mlflow.providers.base import Request, Response
@@ -103,8 +104,24 @@ class JudgeMatcher:
         self.settings = GenerationSettings(temperature=0.0, max_tokens=200, seed=0)
         self.tracer: Any = None  # tracking_traces.Tracer: one trace per judge call when set
 
+    @property
+    def endpoint(self) -> str | None:
+        """Where the judge's calls go (no credentials): part of every verdict key."""
+        return getattr(self.provider, "endpoint", None)
+
     def key(self, prediction: str, truth: str) -> str:
-        payload = [self.model, self.prompt.version, self.prompt.sha256,
+        """Verdict key: judge model and endpoint, prompt version and hash, the pair."""
+        return self._key(prediction, truth, [self.model, self.endpoint])
+
+    def legacy_key(self, prediction: str, truth: str) -> str | None:
+        """The key verdicts had before endpoints were in it; it is used only when the judge
+        calls its provider's default endpoint (calls.store explains why)."""
+        if self.endpoint != getattr(self.provider, "default_endpoint", None):
+            return None
+        return self._key(prediction, truth, [self.model])
+
+    def _key(self, prediction: str, truth: str, who: list[str | None]) -> str:
+        payload = [*who, self.prompt.version, self.prompt.sha256,
                    " ".join(prediction.lower().split()), " ".join(truth.lower().split())]
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
@@ -127,7 +144,8 @@ class JudgeMatcher:
                 verdicts[pair] = Verdict(True, "identical after normalisation")
                 self.usage.shortcuts += 1
                 continue
-            hit = self.cache.get_verdict(self.key(pred, truth)) if self.cache is not None else None
+            hit = (self.cache.get_verdict(self.key(pred, truth), self.legacy_key(pred, truth))
+                   if self.cache is not None else None)
             if hit is not None:
                 verdicts[pair] = hit
                 self.usage.cache_hits += 1
@@ -143,16 +161,18 @@ class JudgeMatcher:
         hooks = _JudgeCalls(self, owners or {})
         return dict(await execute(self.session, pairs, hooks))
 
-    def metrics(self, prices: dict | None = None) -> dict[str, float]:
-        """Judge usage as diagnosis/judge_* metrics, apart from the model's own tokens."""
+    def metrics(self, prices: PriceTable | None = None) -> dict[str, float]:
+        """Judge usage as diagnosis/judge_* metrics, apart from the model's own tokens
+        (judge_cost_usd left out when the judge's price is unknown)."""
         u = self.usage
         table = prices if prices is not None else load_prices()
+        cost = cost_usd(self.model, u.input_tokens, u.output_tokens, table)
         return {"judge_calls": float(u.calls), "judge_cache_hits": float(u.cache_hits),
                 "judge_shortcuts": float(u.shortcuts), "judge_unreadable": float(u.unreadable),
                 "judge_api_errors": float(u.api_errors),
                 "judge_input_tokens": float(u.input_tokens),
                 "judge_output_tokens": float(u.output_tokens),
-                "judge_cost_usd": cost_usd(self.model, u.input_tokens, u.output_tokens, table)}
+                **({} if cost is None else {"judge_cost_usd": cost})}
 
     def params(self) -> dict[str, str]:
         return {"judge": self.model, "judge_prompt.name": self.prompt.name,
@@ -213,7 +233,7 @@ class _JudgeCalls:
         else:
             verdict = Verdict(read[0], read[1] or ("match" if read[0] else "no match"))
             if j.cache is not None:
-                j.cache.put_verdict(j.key(*pair), verdict)
+                j.cache.put_verdict(j.key(*pair), verdict, j.model, j.endpoint)
         if span is not None:
             span.finish_verdict(status="answered" if read is not None else "unreadable",
                                 text=resp.text, match=verdict.match, reason=verdict.reason,

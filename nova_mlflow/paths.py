@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 APP = "nova_mlflow"
+PENDING = "pending.json"  # in a run's directory: its results wait for `nova-mlflow sync`
 
 
 def cache_dir() -> Path:
@@ -27,3 +28,8 @@ def run_dir(run_id: str) -> Path:
     d = cache_dir() / "runs" / run_id
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def pending_file(run_id: str) -> Path:
+    """Where a run whose tracking server went away keeps what `sync` needs (may not exist)."""
+    return cache_dir() / "runs" / run_id / PENDING

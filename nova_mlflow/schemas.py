@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from nova_mlflow.names import ALL_TASKS, Frame, Task  # re-exported: schemas is their home too
+from nova_mlflow.names import ALL_TASKS, Frame, Task  # noqa: F401  (re-exported: schemas is their home too)
 
 #: Version of the prediction / answer records written by this package. Bump it together with
 #: a migration function in migrations.py, so old runs can still be re-scored.
@@ -21,6 +21,16 @@ from nova_mlflow.names import ALL_TASKS, Frame, Task  # re-exported: schemas is 
 #: v2: adds `frame` (the box frame the text is written in) and what was sent
 #:     (image_sha256, image_size), plus attempts and cached.
 SCHEMA_VERSION = 2
+
+#: Version of the metric definitions (what a logged metric and a per-case table column mean).
+#: `compare` and `gate` refuse runs whose versions differ, since their figures measure
+#: different things. Runs that logged none are version 1.
+#: v1: the definitions before 2026-12 (no tag or param logged).
+#: v2: unique captions as distinct strings (GT 729), top-k / coverage / entropy leave out
+#:     truths naming no diagnosis, the authors' hit rate (hit30, hit50, mean_iou), and the
+#:     per-case tables keep every component the case-clustered statistics resample
+#:     (analysis/metric_specs.py), unrounded.
+METRICS_VERSION = 2
 
 IMAGE_SIZE = 480  # NOVA slices are 480 x 480
 
@@ -115,7 +125,10 @@ class Case(Frozen):
     differential_diagnosis: list[str] = Field(default_factory=list)
     final_diagnosis: str
     title: str | None = None
-    gold_boxes: list[Box] = Field(default_factory=list)
+    gold_boxes: list[Box] = Field(default_factory=list)  # clipped to the image
+    #: the gold boxes as the data writes them (x + width may pass the edge: 5 NOVA boxes do);
+    #: the authors' hit rate reads these. Empty: the same as gold_boxes.
+    gold_boxes_as_written: list[Box] = Field(default_factory=list)
     rater_boxes: list[RaterBox] = Field(default_factory=list)
     derived: Derived = Field(default_factory=Derived)
 
@@ -130,10 +143,12 @@ class Case(Frozen):
 class Answer(BaseModel):
     """One raw model answer: the unit of the outputs JSONL (interface.md) and of the cache.
 
-    Only filename, task and text are required when reading files written elsewhere.
+    Only filename, task and text are required when reading files written elsewhere
+    (data/answers.py holds the rules); text None with status "answered" means no answer
+    (scored as missing). Extra fields are kept, so they reach the run's answers.jsonl.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
     schema_version: int = SCHEMA_VERSION
     filename: str
@@ -157,6 +172,9 @@ class Answer(BaseModel):
 class LocalizationPrediction(Frozen):
     schema_version: int = SCHEMA_VERSION
     boxes: list[Box] = Field(default_factory=list)  # in emitted order
+    #: the same boxes in pixels, corners as the model wrote them (not ordered, not clipped):
+    #: what the authors' hit rate (metrics/hit_rate.py) reads
+    as_written: list[tuple[float, float, float, float]] = Field(default_factory=list)
 
 
 class CaptionPrediction(Frozen):

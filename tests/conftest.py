@@ -1,7 +1,10 @@
 """Shared fixtures: a private cache and MLflow store per test, the demo set built once.
 
 Every test runs in its own temporary directory with MLFLOW_TRACKING_URI pointing at a fresh
-sqlite file there, and fails if it leaves an MLflow run open.
+sqlite file there and NOVA_MLFLOW_CACHE at a cache of its own (response cache, verdicts,
+run directories), so no result depends on test order or on the xdist worker; it fails if it
+leaves an MLflow run open. The demo set is built once per session in a directory of its own
+and linked into each test's cache, where `--data demo` finds it.
 """
 
 from __future__ import annotations
@@ -29,24 +32,47 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def skip_unless_required(env_var: str, why: str) -> None:
+    """Skip a test whose system software is absent, naming what to install; fail instead when
+    `env_var` is set to 1 (.ci/run sets it after installing that software), so CI can never
+    skip such a test silently."""
+    if os.environ.get(env_var) == "1":
+        pytest.fail(f"{env_var}=1 but {why}", pytrace=False)
+    pytest.skip(why)
+
+
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("nova_cache")
+    """Read-only files shared by the session's tests (the demo set); never a test's cache."""
+    return tmp_path_factory.mktemp("nova_shared")
 
 
 @pytest.fixture(scope="session")
 def demo_dir(session_cache) -> Path:
-    """The demo set, built once per session into the session cache."""
+    """The demo set, built once per session (tests read it, none writes into it)."""
     from nova_mlflow.data.demo import demo_root
 
     return demo_root(session_cache)
 
 
+def _link_demo(cache: Path, shared: Path) -> None:
+    """Make the session's demo set the test cache's own `demo` (a symlink, nothing copied)."""
+    from nova_mlflow.data.demo import DEMO_VERSION, is_complete
+
+    if is_complete(shared / DEMO_VERSION):
+        (cache / DEMO_VERSION).symlink_to(shared / DEMO_VERSION, target_is_directory=True)
+
+
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch, session_cache):
-    """Own cwd, own sqlite store, shared (read-mostly) cache; no run may stay open."""
+def isolated(request, tmp_path, monkeypatch, session_cache):
+    """Own cwd, own sqlite store, own cache (demo set linked in); no run may stay open."""
+    if "demo_dir" in request.fixturenames:
+        request.getfixturevalue("demo_dir")  # built before the link is made
+    cache = tmp_path / "nova_cache"
+    cache.mkdir()
+    _link_demo(cache, session_cache)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NOVA_MLFLOW_CACHE", str(session_cache))
+    monkeypatch.setenv("NOVA_MLFLOW_CACHE", str(cache))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(var, raising=False)

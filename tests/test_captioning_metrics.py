@@ -1,8 +1,10 @@
-"""Task 2 metrics: keywords, BLEU/METEOR parity with nltk, negation-aware status, language
-statistics, and the offline WordNet. WordNet is required (no skip): .ci/run installs it."""
+"""Task 2 metrics: keywords, BLEU/METEOR against values worked out by hand (and one parity
+check with nltk, which they wrap), negation-aware status, language statistics, and the
+offline WordNet. WordNet is required (no skip): .ci/run installs it."""
 
 from __future__ import annotations
 
+import math
 
 import pytest
 from nltk.translate.bleu_score import corpus_bleu
@@ -78,27 +80,58 @@ HYPS = ["Axial FLAIR image shows a large hyperintense lesion in the left frontal
         "There is bilateral hippocampal swelling on coronal T2."]
 
 
-def test_bleu_equals_nltk_corpus_bleu_on_the_same_tokens():
-    r, h = [words(t) for t in REFS], [words(t) for t in HYPS]
-    ours = cap.corpus_bleu4(r, h)
-    assert 0.05 < ours < 0.9
-    assert ours == pytest.approx(corpus_bleu([[x] for x in r], h))
+# Worked by hand. Sentence 1: reference "the lesion is in the left frontal lobe" (8 words),
+# hypothesis "the lesion is in the right frontal lobe" (8 words): clipped n-gram matches
+# 7/8 unigrams, 5/7 bigrams ("the lesion", "lesion is", "is in", "in the", "frontal lobe"),
+# 3/6 trigrams, 2/5 four-grams. Sentence 2: reference "axial flair image shows a
+# hyperintense lesion" (7), hypothesis "axial flair image" (3): 3/3, 2/2, 1/1 and no
+# four-gram, which nltk's corpus_bleu counts as 0 of 1 (its denominator is max(1, count)).
+R1, H1 = "the lesion is in the left frontal lobe", "the lesion is in the right frontal lobe"
+R2, H2 = "axial flair image shows a hyperintense lesion", "axial flair image"
+
+
+def test_bleu_worked_by_hand():
+    one = cap.corpus_bleu4([words(R1)], [words(H1)])
+    assert one == pytest.approx((7 / 8 * 5 / 7 * 3 / 6 * 2 / 5) ** 0.25)  # = 2 ** -0.75, BP 1
+    both = cap.corpus_bleu4([words(R1), words(R2)], [words(H1), words(H2)])
+    precisions = (7 + 3) / (8 + 3) * (5 + 2) / (7 + 2) * (3 + 1) / (6 + 1) * (2 + 0) / (5 + 1)
+    brevity = math.exp(1 - (8 + 7) / (8 + 3))  # corpus lengths: reference 15, hypothesis 11
+    assert both == pytest.approx(brevity * precisions ** 0.25)  # 0.42111
+    r = [words(t) for t in REFS]
     assert cap.corpus_bleu4(r, r) == pytest.approx(1.0)
     assert cap.corpus_bleu4(r, [[], [], []]) == 0.0
     with pytest.raises(ValueError):
-        cap.corpus_bleu4(r, h[:2])
+        cap.corpus_bleu4(r, r[:2])
 
 
-def test_meteor_equals_nltk_meteor_score_with_the_same_wordnet(wn):
-    r, h = [words(t) for t in REFS], [words(t) for t in HYPS]
-    ours = cap.meteor_scores(r, h, wn)
-    assert ours == pytest.approx([meteor_score([x], y, wordnet=wn) for x, y in zip(r, h)])
-    assert all(0 < v < 1 for v in ours)
-    perfect = cap.meteor_scores(r, r, wn)
-    assert all(v > 0.95 for v in perfect)
+def test_meteor_worked_by_hand(wn):
+    """METEOR (alpha 0.9, beta 3, gamma 0.5): Fmean = P R / (0.9 P + 0.1 R), penalty
+    0.5 (chunks / matches)^3, score = Fmean (1 - penalty)."""
+    # 7 of 8 words match ("right" / "left" do not, not even as synonyms), in 2 chunks
+    (s1,) = cap.meteor_scores([words(R1)], [words(H1)], wn)
+    assert s1 == pytest.approx(7 / 8 * (1 - 0.5 * (2 / 7) ** 3))  # 0.86480
+    # P = 3/3, R = 3/7, one chunk
+    (s2,) = cap.meteor_scores([words(R2)], [words(H2)], wn)
+    fmean = (1 * 3 / 7) / (0.9 * 1 + 0.1 * 3 / 7)
+    assert s2 == pytest.approx(fmean * (1 - 0.5 * (1 / 3) ** 3))  # 0.44613
+    # "edema" matches "oedema" only through WordNet: 5/5 in one chunk, else 4/5 in two
+    ref, hyp = words("marked oedema around the lesion"), words("marked edema around the lesion")
+    assert cap.meteor_scores([ref], [hyp], wn) == [pytest.approx(1 - 0.5 * (1 / 5) ** 3)]
+    assert cap.meteor_scores([ref], [hyp], NoSynonyms()) == \
+        [pytest.approx(4 / 5 * (1 - 0.5 * (2 / 4) ** 3))]  # 0.75
+    r = [words(t) for t in REFS]
     assert cap.meteor_scores(r, [[], [], []], wn) == [0.0, 0.0, 0.0]
     with pytest.raises(ValueError, match="WordNet"):
-        cap.meteor_scores(r, h, None)
+        cap.meteor_scores(r, r, None)
+
+
+def test_bleu_and_meteor_are_nltks_on_our_tokens(wn):
+    """The one parity check: both metrics are thin wrappers of nltk (the NOVA paper's
+    tools), fed our tokenisation; the values must be nltk's exactly."""
+    r, h = [words(t) for t in REFS], [words(t) for t in HYPS]
+    assert cap.corpus_bleu4(r, h) == pytest.approx(corpus_bleu([[x] for x in r], h))
+    assert cap.meteor_scores(r, h, wn) == \
+        pytest.approx([meteor_score([x], y, wordnet=wn) for x, y in zip(r, h)])
 
 
 def test_synonyms_score_higher_with_wordnet_than_without(wn):
@@ -150,10 +183,13 @@ def test_words_and_language_stats():
     assert words("T2-weighted FLAIR (A), T1+Gd: 19 x 25 mm") == [
         "t2", "weighted", "flair", "a", "t1", "gd", "19", "x", "25", "mm"]
     s = language_stats(["Axial FLAIR.", "axial  flair", "A lesion.", "", None])
-    assert (s.n_captions, s.unique_captions, s.vocab_size) == (3, 2, 4)
+    assert (s.n_captions, s.unique_captions_normalized, s.vocab_size) == (3, 2, 4)
+    # as written: three distinct strings, plus one value for the empty and missing ones
+    assert s.unique_captions == 4
     assert s.mean_words == pytest.approx(2.0) and s.word_counts == (2, 2, 2)
     assert language_stats([]).as_metrics("gt_") == {
-        "gt_vocab_size": 0.0, "gt_unique_captions": 0.0, "gt_mean_words": 0.0}
+        "gt_vocab_size": 0.0, "gt_unique_captions": 0.0, "gt_unique_captions_normalized": 0.0,
+        "gt_mean_words": 0.0}
 
 
 def test_ground_truth_language_stats_on_the_real_metadata(real_metadata):
@@ -164,7 +200,7 @@ def test_ground_truth_language_stats_on_the_real_metadata(real_metadata):
     cases = load_dataset(real_metadata, check_images=False).cases
     s = language_stats(c.caption for c in cases)
     assert s.n_captions == 900
-    assert (s.vocab_size, s.unique_captions) == (1527, 724)
+    assert (s.vocab_size, s.unique_captions, s.unique_captions_normalized) == (1527, 729, 724)
     assert s.mean_words == pytest.approx(23.33, abs=0.01)
     assert sum(read_status(c.caption) == "normal" for c in cases) == 0
 

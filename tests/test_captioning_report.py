@@ -59,7 +59,9 @@ def test_perfect_answers_score_one(cases):
 def test_empty_answers_score_zero(cases):
     ts = sc.score(cases, _answers(cases, [""] * len(cases)), ScoreContext())
     m = ts.metrics
-    for k in TEXT + ["binary_accuracy", "binary_f1", "vocab_size", "unique_captions", "mean_words"]:
+    assert m["unique_captions"] == 1  # every answer is the empty caption: one value
+    for k in TEXT + ["binary_accuracy", "binary_f1", "vocab_size", "unique_captions_normalized",
+                     "mean_words"]:
         assert m[k] == 0.0, k
     assert m["parse_failures"] == len(cases) and m["gt_vocab_size"] > 20
     assert set(ts.table["pred_binary"]) == {""} and not ts.table["binary_correct"].any()
@@ -132,12 +134,30 @@ def test_artifacts_table2_with_paper_rows_groups_and_figures(cases, tmp_path):
 
 
 def test_artifacts_survive_a_run_with_no_answers(cases, tmp_path):
+    """A run whose every captioning call failed still gets its Table 2, splits and Figure 5,
+    written by artifacts() itself, with zeros for this run and the paper's rows intact."""
     ts = sc.score(cases, {}, ScoreContext())
     assert ts.metrics["missing"] == len(cases) and ts.metrics["clinical_f1"] == 0.0
-    files = rc.artifacts(ts, cases, tmp_path).files
-    assert (tmp_path / "figure5_language.png").exists() and len(files) >= 5
+    section = rc.artifacts(ts, cases, tmp_path)
+    names = sorted(f.name for f in section.files)
+    assert names == sorted(["table2_captioning.csv", "table2_captioning.md",
+                            "table2_captioning.html", "captioning_by_plane_sequence.csv",
+                            "figure5_language.png", "captioning_by_plane_sequence.png"])
+    assert all(f.parent == tmp_path and f.stat().st_size > 0 for f in section.files)
+    assert [f.name for f in section.figures] == ["figure5_language.png"]
+    assert _is_png(tmp_path / "figure5_language.png")
+    assert section.heading == rc.HEADING and "this run" in section.table_html
     t2 = pd.read_csv(tmp_path / "table2_captioning.csv", dtype=str)
-    assert t2.iloc[0]["model"] == "this run" and t2.iloc[0]["Clinical F1"] == "0.00"
+    ours, paper = t2.iloc[0], t2.iloc[1:]
+    assert ours["model"] == "this run" and ours["source"] == SOURCE_OURS
+    assert [ours[c] for c in ("Clinical F1", "Modality F1", "BLEU", "METEOR", "Binary F1")] \
+        == ["0.00"] * 5
+    assert list(paper["model"]) == ["Gemini 2.0 Flash", "GPT-4o", "Qwen2.5-VL-72B"]
+    groups = pd.read_csv(tmp_path / "captioning_by_plane_sequence.csv")
+    assert (groups["answered"] == 0).all() and (groups["clinical_f1"] == 0).all()
+    with_reference = sum(1 for c in cases if c.caption)
+    assert groups.groupby("grouping")["n_cases"].sum().to_dict() == {
+        "plane": with_reference, "sequence": with_reference}
 
 
 def test_evaluate_logs_captioning_metrics_table2_and_figure5(tmp_path, demo_dir, cases):

@@ -154,7 +154,7 @@ def test_evaluate_bad_outputs_file(tmp_path, demo_dir, line, field):
     res = CliRunner().invoke(main, ["evaluate", "--data", str(demo_dir), "--outputs", str(f)])
     assert res.exit_code == 2
     err = res.stderr.strip()
-    assert "\n" not in err and "bad.jsonl" in err and "row 2" in err
+    assert "\n" not in err and "bad.jsonl" in err and "line 2" in err
     if field:
         assert f"field '{field}'" in err
 
@@ -222,7 +222,7 @@ def test_help_imports_nothing_heavy(argv):
 
 
 def test_the_command_exits_quickly_with_everything_written(tmp_path, demo_dir):
-    """`python -m nova_mlflow` leaves through cli.entry (exit handlers, then no interpreter
+    """`python -m nova_mlflow` leaves through __main__.entry (exit handlers, then no interpreter
     teardown): the exit code, the one JSON object on stdout, the finished run, its traces
     with their assessments and its files are all there; a bad input still exits 2."""
     import mlflow

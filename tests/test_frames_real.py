@@ -1,9 +1,11 @@
 """Must-show of issue 3: every model frame round-trips on the real NOVA metadata.
 
-The 1068 gold boxes of the 906 real cases are converted into each model family's own frame
-(frames.from_pixels), written as the text that family emits, and scored through the real
-path (parsing -> frames.to_pixels -> NOVA and COCO protocols). A frame that is read wrong
-(x/y swapped, 0-1000 taken as pixels, 476 vs 480) cannot score 1.0.
+The 1068 gold boxes of the 906 real cases are written in each model family's own frame,
+by this file's own conversions from the families' documented conventions (not by the
+package's frames.from_pixels, which would test the package against itself), as the text
+that family emits, and scored through the real path (parsing -> frames.to_pixels -> NOVA
+and COCO protocols). A frame that is read wrong (x/y swapped, 0-1000 taken as pixels, 476
+vs 480) cannot score 1.0.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from nova_mlflow.cli import main
-from nova_mlflow.parsing.frames import frame_for, from_pixels
-from nova_mlflow.schemas import Answer, Case, Task
+from nova_mlflow.parsing.frames import frame_for
+from nova_mlflow.schemas import Answer, Box, Case, Task
 from nova_mlflow.scoring import ScoreContext, score
 
 ONE = ["mAP30", "mAP50", "mAP50_95", "ACC50", "coco_mAP30", "coco_mAP50", "coco_mAP50_95",
@@ -50,6 +52,38 @@ def pixel_list(quads, d):  # our prompts: a list of [x1, y1, x2, y2] in pixels o
     return "[" + ", ".join("[" + ", ".join(_num(v, d) for v in q) + "]" for q in quads) + "]"
 
 
+NOVA_SIDE = 480  # every NOVA slice is 480 x 480 (checked in real_cases)
+QWEN25_SIDE = 476  # Qwen2.5-VL's processor resizes to multiples of 28: round(480 / 28) * 28
+
+
+def gemini_box(b: Box) -> list[float]:
+    """Gemini 2.x box_2d: [ymin, xmin, ymax, xmax], each on 0-1000 of the image's side."""
+    k = 1000 / NOVA_SIDE
+    return [b.y1 * k, b.x1 * k, b.y2 * k, b.x2 * k]
+
+
+def qwen2_box(b: Box) -> list[float]:
+    """Qwen2-VL: [x1, y1, x2, y2] on a 0-1000 grid, x first."""
+    k = 1000 / NOVA_SIDE
+    return [b.x1 * k, b.y1 * k, b.x2 * k, b.y2 * k]
+
+
+def qwen25_box(b: Box) -> list[float]:
+    """Qwen2.5-VL: absolute [x1, y1, x2, y2] in pixels of the resized 476 x 476 image."""
+    k = QWEN25_SIDE / NOVA_SIDE
+    return [b.x1 * k, b.y1 * k, b.x2 * k, b.y2 * k]
+
+
+def pixel_box(b: Box) -> list[float]:
+    """Our prompts: [x1, y1, x2, y2] in pixels of the image sent (the original)."""
+    return [b.x1, b.y1, b.x2, b.y2]
+
+
+COORDS: dict[str, Callable[[Box], list[float]]] = {  # model -> how it numbers a box
+    "gemini-2.0-flash": gemini_box, "qwen2.5-vl-72b": qwen25_box, "qwen2-vl-72b": qwen2_box,
+    "gpt-4o": pixel_box,
+}
+
 # (model name as users pass it, how it writes boxes)
 FAMILIES: list[tuple[str, Callable]] = [
     ("gemini-2.0-flash", gemini),
@@ -72,17 +106,22 @@ def real_cases() -> list[Case]:
 
     cases = load_dataset(SHARED_METADATA, check_images=False).cases
     assert len(cases) == 906 and sum(len(c.gold_boxes) for c in cases) == 1068
+    assert {(c.image_width, c.image_height) for c in cases} == {(NOVA_SIDE, NOVA_SIDE)}
     return cases
 
 
 def answer_texts(cases: list[Case], model: str, write: Callable, decimals: int | None) -> dict:
-    frame = frame_for(model)
-    out = {}
-    for c in cases:
-        size = (c.image_width, c.image_height)
-        quads = [from_pixels(b, frame, size, size) for b in c.gold_boxes]
-        out[c.filename] = write(quads, decimals)
-    return out
+    coords = COORDS[model]
+    return {c.filename: write([coords(b) for b in c.gold_boxes], decimals) for c in cases}
+
+
+def test_conversions_of_this_file_on_a_known_box():
+    """The expected texts rest on these conversions: one box checked by hand."""
+    b = Box(x1=48.0, y1=96.0, x2=240.0, y2=480.0)
+    assert gemini_box(b) == pytest.approx([200.0, 100.0, 1000.0, 500.0])
+    assert qwen2_box(b) == pytest.approx([100.0, 200.0, 500.0, 1000.0])
+    assert qwen25_box(b) == pytest.approx([47.6, 95.2, 238.0, 476.0])
+    assert pixel_box(b) == [48.0, 96.0, 240.0, 480.0]
 
 
 def _score(cases: list[Case], texts: dict, model: str) -> dict[str, float]:

@@ -1,4 +1,7 @@
-"""Model-registry gate: register, alias challenger, promote to champion only on a real gain.
+"""Model-registry gate: register, alias challenger, promote to champion only on a real gain
+(the lower CI bound of the paired gain above --min-delta and the adjusted p below --alpha,
+over whole patient cases), log the decision so it can be recomputed; refuse a champion that
+is not comparable.
 
 Runs of known quality come from `nova-mlflow evaluate` on answer files built from the demo
 set's ground truth (perfect answers for the first k cases by filename, wrong ones for the
@@ -16,6 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import run_store
+from mlflow.tracking import MlflowClient
 
 from nova_mlflow.cli import main
 
@@ -56,6 +60,26 @@ def evaluated_run(tmp_path: Path, demo_dir: Path, good: int, name: str,
     return run.info.run_id
 
 
+def clone_run(client: MlflowClient, run_id: str, name: str, params: dict | None = None,
+              drop: tuple[str, ...] = ()) -> str:
+    """A FINISHED copy of a run's params (some changed or dropped) and per-case tables: a run
+    as another dataset, scorer or package version would have logged it. No nova.* tag is
+    copied, so the params alone say what the run was."""
+    import tempfile
+
+    src = client.get_run(run_id)
+    new = client.create_run(src.info.experiment_id, run_name=name)
+    values = {k: v for k, v in {**src.data.params, **(params or {})}.items() if k not in drop}
+    for k, v in values.items():
+        client.log_param(new.info.run_id, k, v)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = client.download_artifacts(run_id, "tables", tmp)
+        for f in sorted(Path(local).iterdir()):
+            client.log_artifact(new.info.run_id, str(f), "tables")
+    client.set_terminated(new.info.run_id, "FINISHED")
+    return new.info.run_id
+
+
 def gate(run_id: str, *extra: str):
     return CliRunner().invoke(main, ["gate", "--run", run_id, "--registered-model", MODEL,
                                      "--json", *extra])
@@ -84,6 +108,11 @@ def test_no_champion_promotes_and_records_the_configuration(tmp_path, demo_dir):
     assert "no champion" in mv.tags["nova.gate_reason"]
     assert client.get_run(run).data.tags["nova.gate_decision"] == "promoted"
     assert client.get_run(run).info.status == "FINISHED"  # tagged, not reopened
+    gate_run = client.get_run(out["gate_run_id"])  # the decision has a run of its own
+    assert gate_run.data.tags["nova.kind"] == "gate" and mv.tags["nova.gate_run_id"] == out[
+        "gate_run_id"]
+    assert gate_run.data.tags["nova.challenger_run"] == run
+    assert [f.path for f in client.list_artifacts(out["gate_run_id"], "gate")] == ["gate/gate.json"]
 
 
 def test_worse_challenger_is_rejected(tmp_path, demo_dir):
@@ -96,7 +125,9 @@ def test_worse_challenger_is_rejected(tmp_path, demo_dir):
     assert out["decision"] == "rejected" and out["champion_run_id"] == strong
     (check,) = out["checks"]
     assert check["metric"] == "diagnosis/top1"  # the default for a run without localization
-    assert check["delta"] == pytest.approx(-24 / 48, abs=1e-3) and not check["passed"]
+    assert check["delta"] == pytest.approx(-24 / 48, abs=1e-12) and not check["passed"]
+    assert check["gain_low"] == check["delta_low"] < 0
+    assert check["n_clusters"] == 24 and check["n_cases"] == 48  # 24 demo cases, 2 slices each
     assert aliases(tmp_path) == {"champion": "1", "challenger": "2"}
     tags = version_tags(tmp_path, "2")
     assert tags["nova.gate_decision"] == "rejected"
@@ -112,12 +143,12 @@ def test_tie_is_rejected(tmp_path, demo_dir):
     res = gate(again)
     assert res.exit_code == 1
     (check,) = json.loads(res.stdout)["checks"]
-    assert check["delta"] == 0 and check["p_value"] == 1.0
+    assert check["delta"] == 0 and check["p_value"] == 1.0 and check["p_adjusted"] == 1.0
     assert aliases(tmp_path)["champion"] == "1"
 
 
 @pytest.mark.parametrize("good,flags,why", [
-    (20, [], "p >= alpha"),  # one more case right: not a real gain
+    (21, [], "adjusted p"),  # one more case right: not a real gain
     (29, ["--min-delta", "0.3"], "min-delta"),  # a real gain, but smaller than asked
 ])
 def test_small_or_uncertain_gain_is_rejected(tmp_path, demo_dir, good, flags, why):
@@ -138,36 +169,96 @@ def test_better_challenger_is_promoted_and_decision_recomputes_from_tables(tmp_p
     assert gate(weak).exit_code == 0
     res = gate(strong, "--metric", "localization/mAP30,diagnosis/top1", "--alpha", "0.01")
     assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
     assert aliases(tmp_path) == {"champion": "2", "challenger": "2"}
     tags = version_tags(tmp_path, "2")
     assert tags["nova.gate_decision"] == "promoted" and tags["nova.gate_champion_run"] == weak
 
-    # Recompute from the two runs' logged per-case tables alone, with the logged seed.
-    from nova_mlflow.analysis.bootstrap import paired_difference, resample_indices
+    # Recompute from the two runs' logged per-case tables alone, checked against the logged
+    # hashes, with the logged settings.
+    import hashlib
+
+    import pandas as pd
+
+    from nova_mlflow.analysis import StatsConfig
+    from nova_mlflow.analysis import gate as gate_rule
 
     client = run_store(tmp_path)
-    columns = {"localization/mAP30": ("localization", "ap30"), "diagnosis/top1": ("diagnosis", "top1")}
+    hashes = json.loads(tags["nova.gate_tables"])
+    assert hashes == out["tables"] and len(hashes) == 4  # two tasks of two runs
 
-    def per_case(run_id, metric):
-        task, col = columns[metric]
-        t = json.loads(Path(client.download_artifacts(
-            run_id, f"tables/{task}_cases.json", str(tmp_path / run_id[:8]))).read_text())
-        i, j = t["columns"].index("filename"), t["columns"].index(col)
-        return {row[i]: float(row[j]) for row in t["data"]}
+    def tables(run_id):
+        frames = {}
+        for task in ("localization", "diagnosis"):
+            path = Path(client.download_artifacts(run_id, f"tables/{task}_cases.json",
+                                                  str(tmp_path / run_id[:8])))
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == hashes[
+                f"{run_id}/tables/{task}_cases.json"]
+            t = json.loads(path.read_text())
+            frames[task] = pd.DataFrame(t["data"], columns=t["columns"])
+        return frames
 
+    metrics = tags["nova.gate_metrics"].split(",")
+    cfg = StatsConfig(resamples=int(tags["nova.gate_resamples"]), seed=int(tags["nova.gate_seed"]),
+                      alpha=float(tags["nova.gate_alpha"]), adjust=tags["nova.gate_adjust"])
+    decision, comp = gate_rule(tables(weak), tables(strong), metrics, cfg,
+                               float(tags["nova.gate_min_delta"]), (weak, strong))
     details = {d["metric"]: d for d in json.loads(tags["nova.gate_details"])}
-    decisions = []
-    for metric in tags["nova.gate_metrics"].split(","):
-        a, b = per_case(weak, metric), per_case(strong, metric)
-        names = sorted(set(a) & set(b))
-        idx = resample_indices(len(names), int(tags["nova.gate_resamples"]), int(tags["nova.gate_seed"]))
-        d = paired_difference([a[n] for n in names], [b[n] for n in names], idx)
-        assert d.delta == pytest.approx(details[metric]["delta"])
-        assert d.p_value == details[metric]["p_value"]
-        decisions.append(d.delta >= float(tags["nova.gate_min_delta"])
-                         and d.p_value < float(tags["nova.gate_alpha"]))
-    assert set(details) == set(columns)
-    assert all(decisions) == (tags["nova.gate_decision"] == "promoted")
+    assert set(details) == set(metrics) == {"localization/mAP30", "diagnosis/top1"}
+    for c in decision.checks:
+        s = comp.metrics[c.metric].runs[strong]
+        d = details[c.metric]
+        assert (d["delta"], d["delta_low"], d["p_adjusted"], d["mde"]) == (
+            s.delta, s.delta_low, s.p_adjusted, s.mde)  # mde at the gate's alpha (0.01)
+        assert d["passed"] == c.passed
+    assert decision.promote == (tags["nova.gate_decision"] == "promoted")
+    # the gate run holds the same decision and the comparison it was taken from
+    gate_json = json.loads(Path(client.download_artifacts(
+        out["gate_run_id"], "gate/gate.json", str(tmp_path / "gate"))).read_text())
+    assert gate_json["checks"] == out["checks"] and gate_json["tables"] == hashes
+    arts = {f.path for f in client.list_artifacts(out["gate_run_id"], "compare")}
+    assert {"compare/comparison.json", "compare/forest.png", "compare/plots"} <= arts
+
+
+def test_dry_run_decides_without_registering(tmp_path, demo_dir):
+    weak = evaluated_run(tmp_path, demo_dir, 19, "weak")
+    strong = evaluated_run(tmp_path, demo_dir, 43, "strong")
+    client = run_store(tmp_path)
+    res = gate(weak, "--dry-run")
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["decision"] == "promoted" and out["dry_run"] and out["version"] is None
+    assert client.search_registered_models() == []  # nothing registered
+    assert gate(weak).exit_code == 0  # now for real: version 1 is the champion
+    res = gate(strong, "--dry-run")
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["decision"] == "promoted" and out["version"] is None and out["gate_run_id"] is None
+    (check,) = out["checks"]
+    assert check["delta"] == pytest.approx(24 / 48) and check["passed"]
+    assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL}'")] == ["1"]
+    assert aliases(tmp_path) == {"champion": "1", "challenger": "1"}
+    assert "nova.gate_decision" not in client.get_run(strong).data.tags
+    assert gate(weak, "--dry-run").exit_code == 1  # already the champion's run: rejected
+
+
+def test_a_champion_that_is_not_comparable_is_refused(tmp_path, demo_dir):
+    run = evaluated_run(tmp_path, demo_dir, 19, "weak")
+    client = run_store(tmp_path)
+    other = clone_run(client, run, "other data", {"dataset_digest": "0123456789abcdef",
+                                                  "full_dataset_digest": "0123456789abcdef"})
+    assert gate(other).exit_code == 0  # the champion: scored on other data
+    better = evaluated_run(tmp_path, demo_dir, 43, "strong")
+    res = gate(better)
+    assert res.exit_code == 2, res.stderr
+    (line,) = [x for x in res.stderr.splitlines() if x.startswith("nova-mlflow:")]
+    assert "not comparable" in line and "dataset digest differs" in line
+    assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL}'")] == ["1"]
+    res = gate(better, "--allow-mismatch")
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["mismatches"] and "dataset digest" in out["mismatches"][0]
+    assert "dataset digest" in client.get_run(out["gate_run_id"]).data.tags["nova.mismatches"]
 
 
 def test_registered_model_answers_a_case_offline(tmp_path, demo_dir):
@@ -210,10 +301,12 @@ def test_bad_input_exits_2(tmp_path, demo_dir):
     (line,) = [x for x in res.stderr.splitlines() if x.startswith("nova-mlflow:")]  # one line
     assert "no such run" in line and "0123456789abcdef0123456789abcdef" in line
     run = evaluated_run(tmp_path, demo_dir, 10, "r")
-    res = gate(run, "--metric", "localization/coco_mAP30")
-    assert res.exit_code == 2 and "localization/coco_mAP30" in res.stderr
-    res = gate(run, "--metric", "localization/mAP30")  # the run scored no localization
-    assert res.exit_code == 2 and "localization/mAP30" in res.stderr
+    for metric, needle in [("localization/GT", "cannot be gated"),
+                           ("diagnosis/entropy", "no better direction"),
+                           ("localization/mAP30", "no localization table"),  # not scored
+                           ("diagnosis/top9", "unknown metric")]:
+        res = gate(run, "--metric", metric)
+        assert res.exit_code == 2 and metric in res.stderr and needle in res.stderr, res.stderr
     assert run_store(tmp_path).search_registered_models() == []  # nothing registered
 
 

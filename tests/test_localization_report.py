@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,16 +11,19 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from nova_mlflow.report import paper
 from nova_mlflow.cli import main
-from nova_mlflow.report import SOURCE_OURS, SOURCE_PAPER
+from nova_mlflow.report import SOURCE_OURS, SOURCE_PAPER, paper
+from nova_mlflow.report import localization as rl
 from nova_mlflow.schemas import Answer, Box, Task
 from nova_mlflow.scoring import ScoreContext, score
-from nova_mlflow.report import localization as rl
+from nova_mlflow.report import published
+from nova_mlflow.report.published import PUBLISHED_FILES
 from nova_mlflow.scoring import localization as sl
 
 PNG = b"\x89PNG\r\n\x1a\n"
 PAPER_MODELS = ["Gemini 2.0 Flash", "Qwen2-VL-72B", "Qwen2.5-VL-72B"]
+PAPER_TEXT = Path(__file__).parent / "fixtures" / "nova_paper_tables.txt"
+FACT_SHEET = Path(__file__).resolve().parents[2] / "shared" / "docs" / "nova-benchmark.md"
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +71,16 @@ def test_table1_three_formats_with_the_papers_rows(tmp_path, demo_cases):
     for ext in ("csv", "md", "html"):
         assert f"{rl.TABLE1_STEM}.{ext}" in files
     df = pd.read_csv(files["table1_localization.csv"], dtype=str, keep_default_na=False)
-    assert list(df["model"]) == ["gpt-4o", *PAPER_MODELS]
-    assert list(df["source"]) == [SOURCE_OURS] + [SOURCE_PAPER] * 3
+    assert list(df["model"])[:4] == ["gpt-4o", *PAPER_MODELS]
+    assert list(df["source"])[:4] == [SOURCE_OURS] + [SOURCE_PAPER] * 3
+    # then the published rows of definition (c), each naming its source file and commit
+    waldo = df.iloc[4:]
+    assert len(waldo) == len(PUBLISHED_FILES)
+    assert all(s.startswith(published.SOURCE_LABEL) and "results/nova/" in s
+               for s in waldo["source"])
+    gemini = waldo[waldo["model"] == "Gemini 2.0 Flash (906 images)"].iloc[0]
+    assert (gemini["Hit30 (c)"], gemini["Hit50 (c)"]) == ("18.10", "6.40")
+    assert (waldo["mAP30"] == "").all()
     assert list(df.columns[2:8]) == ["mAP30", "mAP50", "mAP50-95", "ACC50", "TP30", "FP30"]
 
     m = ts.metrics
@@ -85,11 +97,12 @@ def test_table1_three_formats_with_the_papers_rows(tmp_path, demo_cases):
         ("37.66", "11.23", "406/1068", "672")
     assert df.iloc[2]["ACC50"] == "25.50"
     assert (df.iloc[1:][["COCO mAP30", "COCO mAP50", "COCO mAP50-95"]] == "").all().all()
+    assert ours["Hit30 (c)"] == f"{100 * m['hit30']:.2f}"
 
     md = files["table1_localization.md"].read_text()
     assert md.count(SOURCE_PAPER) == 3 and f"| gpt-4o | {SOURCE_OURS} | {ours['mAP30']} |" in md
     html = files["table1_localization.html"].read_text()
-    assert html.count('class="paper"') == 3 and "Qwen2.5-VL-72B" in html
+    assert html.count('class="paper"') == 3 + len(PUBLISHED_FILES) and "Qwen2.5-VL-72B" in html
 
 
 def test_perfect_answers_give_100_and_empty_answers_0(tmp_path, demo_cases):
@@ -197,14 +210,49 @@ def test_evaluate_logs_table1_and_figure4(tmp_path, demo_dir, demo_cases):
     assert row["model"] == "gpt-4o" and row["mAP30"] == "100.00"
 
 
+def paper_text_tables(text: str) -> dict[int, tuple[list[str], dict[str, list[str]]]]:
+    """{table number: (column names, {model: values as printed})} parsed from the quoted
+    paragraphs "Paper, Table N (col / col / ...): Model v / v / ...; Model v / v ...."."""
+    out = {}
+    for m in re.finditer(r"^Paper, Table (\d) \((.*?)\):\s*(.*?)(?:\n\n|\Z)", text, re.DOTALL | re.MULTILINE):
+        columns = [c.strip() for c in m.group(2).split(" / ")]
+        rows = {}
+        for chunk in " ".join(m.group(3).split()).rstrip(".").split(";"):
+            row = re.fullmatch(r"(.+?) (\d[\d.]*(?:/\d+)?(?: / \d[\d.]*(?:/\d+)?)+)",
+                               chunk.strip())
+            assert row, chunk
+            rows[row.group(1)] = row.group(2).split(" / ")
+        out[int(m.group(1))] = (columns, rows)
+    return out
+
+
 def test_paper_tables_hold_what_the_paper_prints():
-    assert [r["model"] for r in paper.TABLE1] == PAPER_MODELS
-    assert all(r["GT"] == 1068 for r in paper.TABLE1)
-    assert {r["model"] for r in paper.TABLE2} == {r["model"] for r in paper.TABLE3} == \
-        {"Gemini 2.0 Flash", "GPT-4o", "Qwen2.5-VL-72B"}
-    for table, cols in ((paper.TABLE1, paper.COLUMNS1), (paper.TABLE2, paper.COLUMNS2),
-                        (paper.TABLE3, paper.COLUMNS3)):
+    """paper.py's figures, printed as our tables print them, against the paper's text."""
+    quoted = paper_text_tables(PAPER_TEXT.read_text(encoding="utf-8"))
+    assert sorted(quoted) == [1, 2, 3]
+    for n, (table, cols) in {1: (paper.TABLE1, paper.COLUMNS1), 2: (paper.TABLE2, paper.COLUMNS2),
+                             3: (paper.TABLE3, paper.COLUMNS3)}.items():
+        columns, rows = quoted[n]
+        assert [name for name, _ in cols.values()] == columns, n
+        ours = {}
         for r in table:
-            assert set(cols) <= set(r)
-    assert paper.printed(25.5, 2) == "25.50" and paper.printed(7.71, 2) == "7.71"
-    assert paper.TABLE2[1]["bleu"] == 0.92 and paper.TABLE3[2]["entropy"] == 7.26
+            printed = [paper.printed(r[key], dec) for key, (_, dec) in cols.items()]
+            if n == 1:  # TP30 is printed as TP/GT
+                printed[list(cols).index("TP30")] += f"/{r['GT']}"
+            ours[r["model"]] = printed
+        assert ours == rows, n
+        assert list(ours) == list(rows), n  # and in the paper's row order
+    assert [r["model"] for r in paper.TABLE1] == PAPER_MODELS
+
+
+def test_quoted_paper_text_is_the_fact_sheets():
+    """The fixture is a verbatim copy of the fact sheet's quotes (when ../shared is here)."""
+    if not FACT_SHEET.exists():
+        pytest.skip(f"{FACT_SHEET} not found (../shared is absent)")
+    sheet = FACT_SHEET.read_text(encoding="utf-8")
+    paragraphs = PAPER_TEXT.read_text(encoding="utf-8").split("\n\n")[1:]
+    assert len(paragraphs) == 3
+    for para in paragraphs:
+        assert para.strip() in sheet, para[:60]
+    assert paper_text_tables(sheet) == paper_text_tables(PAPER_TEXT.read_text(encoding="utf-8"))
+

@@ -10,7 +10,6 @@ from nova_mlflow.metrics.localization import (
     iou_matrix,
     match_emitted_order,
     nova_protocol,
-    per_case,
     precision_recall_f1,
 )
 from nova_mlflow.schemas import Box
@@ -87,8 +86,11 @@ def test_perfect_and_empty():
     assert empty["GT"] == 3
 
 
-def test_per_case_summary():
-    pc = per_case([B(100, 100, 110, 110), B(0, 0, 9, 4), B(50, 50, 59, 59)],
-                  [B(0, 0, 9, 9), B(50, 50, 59, 59)])
-    assert (pc.detected30, pc.missed30, pc.false_positives30) == (2, 0, 1)
-    assert pc.best_iou == 1.0
+def test_per_case_row():
+    from nova_mlflow.schemas import LocalizationPrediction
+    from nova_mlflow.scoring.localization import case_row
+
+    preds = [B(100, 100, 110, 110), B(0, 0, 9, 4), B(50, 50, 59, 59)]
+    row = case_row(LocalizationPrediction(boxes=preds), [B(0, 0, 9, 9), B(50, 50, 59, 59)])
+    assert (row["detected30"], row["missed30"], row["false_positives30"]) == (2, 0, 1)
+    assert row["best_iou"] == 1.0 and row["n_pred"] == 3 and row["n_gold"] == 2

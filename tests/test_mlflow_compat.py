@@ -1,15 +1,13 @@
-"""Every MLflow internal of tracking/_compat.py, held to the public API it stands for.
+"""Every MLflow internal of tracking/_compat.py, held to the public API it stands for, and
+the public paths the package takes instead where a shortcut was not worth an internal.
 
 Each shortcut is checked here against MLflow's own call on a real sqlite store, so an MLflow
-upgrade that changes a reserved tag, a table format or a store internal fails here, loudly:
-- RunLogger.results writes the per-case tables and their run tag (`mlflow.loggedArtifacts`)
-  itself (one upload, one store write): the same files and tag as `mlflow.log_table`;
-- start_run links prompts through `mlflow.linkedPrompts` in the call that creates the run:
-  the same tag as `mlflow.genai.load_prompt` inside the run;
+upgrade that changes a reserved key or a store internal fails here, loudly:
 - assessments go into the store in one transaction: they read back as the public
   `mlflow.log_feedback` / `log_expectation` write them;
 - a trace's request preview is set through MLflow's trace manager: it reads back through the
-  public `mlflow.get_trace`.
+  public `mlflow.get_trace`;
+- the reserved trace keys link a trace to its run as `mlflow.search_traces` finds it.
 Each also has its public fallback checked.
 """
 
@@ -41,48 +39,32 @@ def _client():
     return MlflowClient()
 
 
-def test_results_write_what_log_table_writes(tmp_path):
+def test_results_are_tables_mlflow_reads_and_metrics(tmp_path):
     import mlflow
 
     tables = {"tables/localization_cases.json": _frame(),
               "tables/diagnosis_cases.json": _frame(3, 100)}
-    with tracking.start_run("batched", "ours") as ours:
-        ours.results({"localization/map30": 12.5, "run/requests": 6.0}, tables, tmp_path / "st")
-    with tracking.start_run("batched", "mlflow's") as ref:
-        for f, df in tables.items():
-            mlflow.log_table(df, artifact_file=f)
-
-    client = _client()
-    ours_run, ref_run = client.get_run(ours.run_id), client.get_run(ref.run_id)
-    assert (json.loads(ours_run.data.tags[_compat.LOGGED_ARTIFACTS_TAG])
-            == json.loads(ref_run.data.tags[_compat.LOGGED_ARTIFACTS_TAG]))
-    assert ours_run.data.metrics == {"localization/map30": 12.5, "run/requests": 6.0}
-    for f in tables:
-        mine = client.download_artifacts(ours.run_id, f, str(tmp_path / "a"))
-        theirs = client.download_artifacts(ref.run_id, f, str(tmp_path / "b"))
-        assert open(mine, "rb").read() == open(theirs, "rb").read()
-    # MLflow's reader finds both runs' rows under the same table name
-    both = mlflow.load_table("tables/localization_cases.json", run_ids=[ours.run_id, ref.run_id],
-                             extra_columns=["run_id"])
-    assert both.groupby("run_id").size().to_dict() == {ours.run_id: 5, ref.run_id: 5}
+    with tracking.start_run("tables", "ours") as ours:
+        ours.results({"localization/map30": 12.5, "run/requests": 6.0}, tables)
+    run = _client().get_run(ours.run_id)
+    assert run.data.metrics == {"localization/map30": 12.5, "run/requests": 6.0}
+    table = mlflow.load_table("tables/localization_cases.json", run_ids=[ours.run_id])
+    assert len(table) == 5 and list(table["filename"]) == list(_frame()["filename"])
 
 
-def test_results_append_to_a_table_the_run_already_has(tmp_path):
+def test_results_append_to_a_table_the_run_already_has():
     """A resumed run (nova-mlflow sync) keeps log_table's append semantics."""
     import mlflow
 
     f = "tables/captioning_cases.json"
-    with tracking.start_run("batched", "resumed") as run:
+    with tracking.start_run("tables", "resumed") as run:
         run.table(_frame(2), f)
     with tracking.resume_run(run.run_id) as again:
-        again.results({"captioning/meteor": 1.0}, {f: _frame(3, 10)}, tmp_path / "st")
-    table = mlflow.load_table(f, run_ids=[run.run_id])
-    assert len(table) == 5
-    entries = json.loads(_client().get_run(run.run_id).data.tags[_compat.LOGGED_ARTIFACTS_TAG])
-    assert entries == [{"path": f, "type": "table"}]
+        again.results({"captioning/meteor": 1.0}, {f: _frame(3, 10)})
+    assert len(mlflow.load_table(f, run_ids=[run.run_id])) == 5
 
 
-def test_start_run_links_prompts_as_load_prompt_does():
+def test_start_run_links_the_prompts_it_is_given():
     import mlflow
 
     tracking.tracking_uri()  # this test's store (the default ./mlflow.db of its directory)
@@ -91,77 +73,11 @@ def test_start_run_links_prompts_as_load_prompt_does():
     b = mlflow.genai.register_prompt(name="nova-test-b", template="B {{y}}")
     uris = [f"prompts:/nova-test-a/{a.version}", "prompts:/nova-test-a/2",
             f"prompts:/nova-test-b/{b.version}"]
-    with tracking.start_run("batched", "ours", prompt_uris=uris) as ours:
+    with tracking.start_run("prompts", "linked", prompt_uris=uris) as run:
         pass
-    with tracking.start_run("batched", "mlflow's") as ref:
-        for uri in uris:
-            mlflow.genai.load_prompt(uri)
-    client = _client()
-    tag = _compat.LINKED_PROMPTS_TAG
-    assert (json.loads(client.get_run(ours.run_id).data.tags[tag])
-            == json.loads(client.get_run(ref.run_id).data.tags[tag]))
-
-
-@pytest.mark.parametrize("uri", ["nova-test-a", "prompts:/nova-test-a@latest", "prompts:/x/v1"])
-def test_linked_prompts_tag_needs_version_uris(uri):
-    with pytest.raises(ValueError, match="not a prompt version URI"):
-        _compat.linked_prompts_tag([uri])
-
-
-def test_results_upload_only_their_own_tables(tmp_path):
-    """A staging folder reused from an earlier call (a resumed run's directory) never leaks
-    that call's tables into this run."""
-    staging = tmp_path / "st"
-    with tracking.start_run("batched", "three") as first:
-        first.results({}, {"tables/localization_cases.json": _frame(),
-                           "tables/diagnosis_cases.json": _frame()}, staging)
-    with tracking.start_run("batched", "one") as second:
-        second.results({}, {"tables/diagnosis_cases.json": _frame(2)}, staging)
-    files = [f.path for f in _client().list_artifacts(second.run_id, "tables")]
-    assert files == ["tables/diagnosis_cases.json"]
-
-
-def _awkward() -> pd.DataFrame:
-    """Every kind of cell the per-case tables hold, and some they might one day."""
-    return pd.DataFrame({
-        "filename": ["a/b.png", "é ü ✓", "quote \" and \\ back", ""],
-        "score": [0.1, float("nan"), 1e-12, 123456.789012345678],
-        "count": [0, -3, 2**40, 7],
-        "flag": [True, False, True, False],
-        "maybe": [None, "x", None, "</script>"],
-        "hits": [["edema", "mass"], [], ["a/b"], ["ü"]],
-        "when": pd.to_datetime(["2026-11-23", "2025-01-01", None, "2000-02-29"]),
-        "mixed": [1, "one", 1.5, None],
-    })
-
-
-@pytest.mark.parametrize("frame", [_awkward(), _awkward().iloc[:0], _frame(),
-                                   pd.DataFrame({"only": ["x"]}),
-                                   pd.DataFrame({pd.Timestamp("2026-11-23"): [1.5]}),
-                                   pd.DataFrame(index=[0, 1])],
-                         ids=["awkward", "no rows", "table", "one cell", "date column name",
-                              "no columns"])
-def test_table_file_is_the_file_log_table_writes(frame, tmp_path):
-    """write_table_file takes a faster path than log_table's to_json; same bytes either way."""
-    tracking.write_table_file(frame, tmp_path / "ours.json")
-    frame.to_json(tmp_path / "log_table.json", orient="split", index=False, date_format="iso")
-    assert (tmp_path / "ours.json").read_bytes() == (tmp_path / "log_table.json").read_bytes()
-
-
-def test_table_files_of_a_demo_run_are_what_log_table_writes(demo_dir, tmp_path):
-    """The real per-case tables of all three tasks (offline baseline on 12 demo cases)."""
-    from nova_mlflow.config import RunConfig
-    from nova_mlflow.pipeline.run import run as run_benchmark
-
-    summary = run_benchmark(RunConfig(data=str(demo_dir), model="baseline", limit=12,
-                                      progress=False, traces=False))
-    assert len(summary.scores.tasks) == 3
-    for task, ts in summary.scores.tasks.items():
-        assert len(ts.table) == 12
-        tracking.write_table_file(ts.table, tmp_path / f"{task.value}.json")
-        ts.table.to_json(tmp_path / "ref.json", orient="split", index=False, date_format="iso")
-        assert ((tmp_path / f"{task.value}.json").read_bytes()
-                == (tmp_path / "ref.json").read_bytes()), task
+    linked = json.loads(_client().get_run(run.run_id).data.tags["mlflow.linkedPrompts"])
+    assert sorted((e["name"], e["version"]) for e in linked) == [
+        ("nova-test-a", "1"), ("nova-test-a", "2"), ("nova-test-b", "1")]
 
 
 def _dataset_frames(real_metadata, demo_dir):

@@ -6,10 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nova_mlflow.parsing.frames import from_pixels, frame_for, smart_resize, to_pixels
-from nova_mlflow.schemas import Frame
 from nova_mlflow.parsing import parse_answer
-from nova_mlflow.schemas import Box, Task
+from nova_mlflow.parsing.frames import frame_for, from_pixels, smart_resize, to_pixels
+from nova_mlflow.schemas import Box, Frame, Task
 
 
 def boxes(text, frame=Frame.pixel_xyxy):
@@ -92,9 +91,28 @@ def test_caption_json_is_unwrapped():
     assert not parse_answer(Task.captioning, "   ").ok
 
 
+BOXY = st.text(alphabet='[]{}(),.:;"\' -+eE0123456789nainfNaN<|>_boxstartend\n`json', max_size=120)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.text(max_size=300), st.none()), st.sampled_from(list(Task)),
+@given(st.one_of(st.text(max_size=300), BOXY, st.none()), st.sampled_from(list(Task)),
        st.sampled_from(list(Frame)))
 def test_parser_never_raises(text, task, frame):
+    """parse_answer catches everything, so "no exception" proves nothing: what must never
+    come back is its internal-error status ("parser error: ..."), which means a bug in a
+    parser, not a bad answer."""
     p = parse_answer(task, text, frame=frame)
     assert p.ok != (p.error is not None)
+    assert not (p.error or "").startswith("parser error"), (text, p.error)
+
+
+def test_a_parser_bug_becomes_the_internal_error_status(monkeypatch):
+    """What the property above rules out: a parser that raises ends as "parser error"."""
+    from nova_mlflow import parsing
+
+    def broken(text, **kwargs):
+        raise IndexError("a bug")
+
+    monkeypatch.setattr(parsing, "parse_boxes", broken)
+    p = parse_answer(Task.localization, "[[1, 2, 3, 4]]")
+    assert not p.ok and p.error.startswith("parser error")

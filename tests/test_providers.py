@@ -185,6 +185,7 @@ def test_missing_key_fails_before_any_work(tmp_path, demo_dir, own_cache, monkey
 def test_openai_compatible_qwen_frame(tmp_path, demo_dir, own_cache, monkeypatch):
     srv = _server(monkeypatch)
     monkeypatch.delenv("OPENAI_BASE_URL")
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", KEY)  # its own key, never OPENAI_API_KEY
     try:
         code, m, err = _run("--data", str(demo_dir), "--model", "openai-compatible:qwen2.5-vl-72b",
                             "--base-url", srv.openai_base_url, "--tasks", "localization",
@@ -193,7 +194,8 @@ def test_openai_compatible_qwen_frame(tmp_path, demo_dir, own_cache, monkeypatch
         srv.stop()
     assert code == 0, err
     # the fake answers in Qwen2.5-VL's 476-px frame; read back correctly they score like pixels
-    assert m["localization/mAP30"] > 0.3 and m["localization/cost_usd"] == 0
+    assert m["localization/mAP30"] > 0.3
+    assert "localization/cost_usd" not in m  # a locally served model has no known price
     _, run = _only_run(tmp_path)
     assert run.data.params["frame"] == "qwen25_resized_xyxy"
     assert run.data.params["base_url"] == srv.openai_base_url

@@ -85,7 +85,7 @@ def test_newer_schema_is_refused_with_a_clear_line(tmp_path, demo_dir):
                              "task": "diagnosis", "text": "x"}) + "\n")
     res = CliRunner().invoke(main, ["evaluate", "--data", str(demo_dir), "--outputs", str(f)])
     assert res.exit_code == 2
-    assert "row 1" in res.stderr and "schema_version" in res.stderr and "newer" in res.stderr
+    assert "line 1" in res.stderr and "schema_version" in res.stderr and "newer" in res.stderr
 
 
 def test_each_run_logs_the_json_schema_of_its_records(tmp_path, demo_dir):

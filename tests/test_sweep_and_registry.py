@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
+from conftest import run_store
 
 from nova_mlflow.cli import main
-
-from conftest import run_store
 
 
 def _runs(tmp_path):
@@ -38,6 +38,17 @@ def test_sweep_makes_parent_and_one_child_per_combination(tmp_path, demo_dir):
             assert c.data.tags[tag]
     arts = [f.path for f in client.list_artifacts(out["parent_run_id"], "results")]
     assert "results/sweep_summary.csv" in arts and "results/sweep_summary.html" in arts
+    # the parent's report holds the comparison of its children (the first is the baseline)
+    assert "results/report.html" in arts
+    html = client.download_artifacts(out["parent_run_id"], "results/report.html", str(tmp_path))
+    page = Path(html).read_text(encoding="utf-8")
+    assert "Comparison of the runs" in page and "localization/mAP30" in page
+    assert "data:image/png" in page and "patient case (case_id)" in page  # the forest plot
+    compared = {f.path for f in client.list_artifacts(out["parent_run_id"], "compare")}
+    assert {"compare/comparison.json", "compare/forest.png", "compare/plots"} <= compared
+    js = json.loads(Path(client.download_artifacts(
+        out["parent_run_id"], "compare/comparison.json", str(tmp_path))).read_text())
+    assert {r["run_id"] for r in js["runs"]} == {c.info.run_id for c in children}
 
 
 def test_prompts_are_registered_once_and_linked(tmp_path, demo_dir):

@@ -98,3 +98,98 @@ def test_server_gone_at_the_end_then_sync(tmp_path, demo_dir, monkeypatch):
     finally:
         model.stop()
         _stop(server)
+
+
+# --- pending runs: each to its own server; the orphan check leaves them alone -------------
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _pending_run(client, experiment: str, demo_dir: Path, uri: str, right: bool) -> str:
+    """A run as a run whose server went away leaves it: RUNNING on `uri`, opened on this host
+    by a process that is gone, its answers and pending.json in the cache (pipeline.pending).
+    The answers name the true diagnosis when `right`, a wrong one otherwise."""
+    from nova_mlflow.config import RunConfig
+    from nova_mlflow.data import load_dataset
+    from nova_mlflow.paths import run_dir
+    from nova_mlflow.pipeline.pending import save_pending
+    from nova_mlflow.schemas import Task
+
+    exp = client.get_experiment_by_name(experiment)
+    exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
+    run = client.create_run(exp_id, tags={"nova.host": socket.gethostname(),
+                                          "nova.pid": str(_dead_pid())})
+    cases = load_dataset(demo_dir).limited(3).cases
+    d = run_dir(run.info.run_id)
+    (d / "answers.jsonl").write_text("".join(json.dumps({
+        "filename": c.filename, "task": "diagnosis",
+        "text": f"1. {c.final_diagnosis if right else 'Normal variant'}"}) + "\n" for c in cases))
+    cfg = RunConfig(data=str(demo_dir), tasks=(Task.diagnosis,), limit=3, traces=False)
+    save_pending(d, run_id=run.info.run_id, tracking_uri=uri,
+                 config=cfg.model_dump(mode="json"), title="NOVA results: pending")
+    return run.info.run_id
+
+
+def test_orphan_check_leaves_runs_waiting_for_sync_alone(tmp_path, demo_dir):
+    from click.testing import CliRunner
+    from mlflow.tracking import MlflowClient
+
+    from nova_mlflow.cli import main
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(uri)
+    waiting = _pending_run(client, "orphans", demo_dir, uri, right=True)
+    killed = client.create_run(client.get_experiment_by_name("orphans").experiment_id,
+                               tags={"nova.host": socket.gethostname(),
+                                     "nova.pid": str(_dead_pid())}).info.run_id
+    res = CliRunner().invoke(main, ["run", "--data", str(demo_dir), "--limit", "1", "--tasks",
+                                    "diagnosis", "--experiment", "orphans", "--no-progress"])
+    assert res.exit_code == 0, res.stderr
+    assert client.get_run(killed).info.status == "FAILED"  # a kill -9: closed by the next run
+    run = client.get_run(waiting)
+    assert run.info.status == "RUNNING", run.data.tags.get("nova.failed_reason")
+    assert run.data.tags["nova.pending_sync"].endswith("pending.json")
+    res = CliRunner().invoke(main, ["sync", "--json"])
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout) == {"synced": [waiting]}
+    run = client.get_run(waiting)
+    assert run.info.status == "FINISHED" and run.data.metrics["diagnosis/top1"] == 1.0
+    assert "nova.pending_sync" not in run.data.tags  # nothing waits any more
+
+
+@pytest.mark.slow
+def test_sync_logs_each_run_to_the_server_recorded_with_it(tmp_path, demo_dir):
+    from mlflow.tracking import MlflowClient
+    from test_tracking_server import _stop as stop_server
+    from test_tracking_server import start_server
+
+    first = start_server(f"sqlite:///{tmp_path / 'a' / 'a.db'}", "sqlite", tmp_path / "a")
+    try:
+        second = start_server(f"sqlite:///{tmp_path / 'b' / 'b.db'}", "sqlite", tmp_path / "b")
+    except BaseException:
+        stop_server(first.proc)
+        raise
+    gone = f"http://127.0.0.1:{_free_port()}"  # a third server that is not back yet
+    try:
+        a, b = MlflowClient(first.url), MlflowClient(second.url)
+        run_a = _pending_run(a, "team", demo_dir, first.url, right=True)
+        run_b = _pending_run(b, "team", demo_dir, second.url, right=False)
+        run_c = _pending_run(a, "team", demo_dir, gone, right=True)  # created on A, kept for C
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        env.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
+        done = subprocess.run([sys.executable, "-m", "nova_mlflow", "sync"], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 3, done.stderr[-3000:]  # C is still unreachable
+        assert run_c in done.stderr and gone in done.stderr
+        ra, rb = a.get_run(run_a), b.get_run(run_b)
+        assert (ra.info.status, rb.info.status) == ("FINISHED", "FINISHED"), done.stderr[-3000:]
+        assert ra.data.metrics["diagnosis/top1"] == 1.0 and rb.data.metrics["diagnosis/top1"] == 0
+        assert a.get_run(run_c).info.status == "RUNNING"  # nothing logged to the wrong server
+        pending = {p.parent.name for p in (tmp_path / "nova_cache" / "runs").glob("*/pending.json")}
+        assert pending == {run_c}
+    finally:
+        stop_server(first.proc)
+        stop_server(second.proc)

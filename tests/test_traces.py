@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import run_store
+from conftest import run_store, skip_unless_required
 
 from nova_mlflow.cli import main
 from nova_mlflow.schemas import Task
@@ -392,7 +392,7 @@ def test_the_response_cache_gains_its_trace_id_column_in_place(tmp_path):
     """A cache file written before responses kept their trace: same rows, trace id None."""
     import sqlite3
 
-    from nova_mlflow.calls.store import CallStore
+    from nova_mlflow.calls.store import CacheKey, CallStore
     from nova_mlflow.providers.base import Response
 
     path = tmp_path / "responses.sqlite"
@@ -404,15 +404,18 @@ def test_the_response_cache_gains_its_trace_id_column_in_place(tmp_path):
     db.commit()
     db.close()
     store = CallStore(path)
-    old = store.get("k1")
+    # a schema-1 row answers to the key's legacy form (the provider's default endpoint)
+    k1 = CacheKey("k1-with-endpoint", "openai", "gpt-4o", None, legacy="k1")
+    old = store.get(k1)
     assert old is not None and old.text == "old answer" and old.trace_id is None
-    store.put("k2", "openai", "gpt-4o", Response(text="new"), trace_id="tr-abc")
-    assert store.get("k2").trace_id == "tr-abc" and store.get("k2").cached
-    store.set_trace_id("k1", "tr-def")
-    assert store.get("k1").trace_id == "tr-def" and store.get("k1").input_tokens == 10
+    k2 = CacheKey("k2", "openai", "gpt-4o", "https://api.openai.com/v1")
+    store.put(k2, Response(text="new"), trace_id="tr-abc")
+    assert store.get(k2).trace_id == "tr-abc" and store.get(k2).cached
+    store.set_trace_id(k1, "tr-def")  # the row found through the legacy key
+    assert store.get(k1).trace_id == "tr-def" and store.get(k1).input_tokens == 10
     store.close()
     again = CallStore(path)  # opening a migrated file again changes nothing
-    assert again.get("k1").trace_id == "tr-def" and len(again) == 2
+    assert again.get(k1).trace_id == "tr-def" and len(again) == 2
     again.close()
 
 
@@ -506,10 +509,7 @@ def _playwright_or_skip():
     if importlib.util.find_spec("playwright") is None:
         missing.append("the playwright package is not installed (pip install -e '.[test]')")
     if missing:
-        msg = "; ".join(missing)
-        if os.environ.get(REQUIRE_BROWSER):
-            pytest.fail(f"{REQUIRE_BROWSER} is set but {msg}", pytrace=False)
-        pytest.skip(msg)
+        skip_unless_required(REQUIRE_BROWSER, "; ".join(missing))
     from playwright import sync_api
 
     return sync_api

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REAL_CSV
+from conftest import skip_unless_required, REAL_CSV
 
 from nova_mlflow import wordnet as nwn
 from nova_mlflow.errors import NovaError
@@ -49,9 +49,8 @@ def require_debian_wordnet() -> Path:
         return DEBIAN
     why = (f"Debian's WordNet 3.0 is not in {DEBIAN} (lacks {', '.join(missing)}): "
            "apt-get install wordnet-base wordnet-sense-index")
-    if os.environ.get("NOVA_TEST_REQUIRE_WORDNET") == "1":
-        pytest.fail(f"NOVA_TEST_REQUIRE_WORDNET=1 but {why}")
-    pytest.skip(why)
+    skip_unless_required("NOVA_TEST_REQUIRE_WORDNET", why)
+    raise AssertionError("unreachable")
 
 
 def test_require_debian_wordnet_skips_or_fails(tmp_path, monkeypatch):

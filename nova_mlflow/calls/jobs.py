@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nova_mlflow.calls.runner import CallSession, Outcome, execute, run_sync
-from nova_mlflow.calls.store import CallStore, request_key
+from nova_mlflow.calls.store import CacheKey, CallStore, response_key
 from nova_mlflow.providers.base import Request, Response
 from nova_mlflow.schemas import Answer, Case, Task
 
@@ -42,18 +42,18 @@ class _ModelCalls:
     frame: str | None
     tracer: Any
     #: cache hits of this run: (filename, task) -> (store key, trace id stored with it)
-    hits: dict[tuple[str, Task], tuple[str, str | None]] = field(default_factory=dict)
+    hits: dict[tuple[str, Task], tuple[CacheKey, str | None]] = field(default_factory=dict)
     #: answers whose trace is a linked one, handed to on_answer once it is settled
     deferred: list[Answer] = field(default_factory=list)
 
     def request(self, job: Job) -> Request:
         return self.make_request(job)
 
-    def _key(self, request: Request) -> str | None:
+    def _key(self, request: Request) -> CacheKey | None:
         p = self.session.provider
         if self.store is None or not getattr(p, "cacheable", True):
             return None
-        return request_key(p.name, p.model, request)
+        return response_key(p, request)  # the endpoint is part of it
 
     def stored(self, job: Job, request: Request) -> Response | None:
         key = self._key(request)
@@ -66,8 +66,7 @@ class _ModelCalls:
         key = self._key(request)
         if self.store is not None and key:
             tid = self.tracer.trace_id_of(job.case.filename, job.task) if self.tracer else None
-            self.store.put(key, self.session.provider.name, self.session.provider.model, response,
-                           trace_id=tid)
+            self.store.put(key, response, trace_id=tid)
 
     def span(self, job: Job, request: Request, cached: bool) -> AbstractContextManager[Any]:
         if self.tracer is None:

@@ -42,9 +42,16 @@ class Dataset:
     cases: list[Case]
     digest: str
     image_hashes: dict[str, str] = field(default_factory=dict, repr=False)
+    limited_from: str | None = None  # digest of the whole dataset, for a subset (--limit)
 
     def __len__(self) -> int:
         return len(self.cases)
+
+    @property
+    def full_digest(self) -> str:
+        """Digest of the whole dataset, whatever --limit kept: runs with the same full digest
+        score cases of one dataset and compare on the cases they share."""
+        return self.limited_from or self.digest
 
     def by_filename(self) -> dict[str, Case]:
         return {c.filename: c for c in self.cases}
@@ -55,7 +62,8 @@ class Dataset:
             return self
         cases = sorted(self.cases, key=lambda c: c.filename)[:n]
         hashes = {c.filename: self.image_hashes[c.filename] for c in cases if c.filename in self.image_hashes}
-        return Dataset(f"{self.name}", self.source, self.layout, cases, _digest(cases, hashes), hashes)
+        return Dataset(f"{self.name}", self.source, self.layout, cases, _digest(cases, hashes),
+                       hashes, self.full_digest)
 
 
 def load_dataset(
@@ -86,6 +94,24 @@ def load_dataset(
         raise InputError("dataset path does not exist (expected a directory, a NOVA CSV or "
                          "parquet file, 'demo' or hf://c-i-ber/Nova)", file=path)
     return _load_dir(path, path.name, images_dir, check_images)
+
+
+def dataset_root(spec: str | Path) -> Path | None:
+    """The directory a dataset spec's files live in, without building or downloading it
+    (None for a path that does not exist): what may be read on the dataset's behalf."""
+    from nova_mlflow.paths import cache_dir
+
+    spec_s = str(spec)
+    if spec_s == "demo":
+        from nova_mlflow.data.demo import DEMO_VERSION
+
+        return cache_dir() / DEMO_VERSION
+    if spec_s.startswith(HF_PREFIX):
+        return cache_dir() / "hf"  # where data.hub downloads to
+    path = Path(spec_s).expanduser()
+    if not path.exists():
+        return None
+    return path if path.is_dir() else path.parent
 
 
 def find_tables(path: Path) -> tuple[list[Path], list[Path]]:

@@ -51,9 +51,12 @@ def _as_number(value: Any, key: str, i: int) -> float:
     return f
 
 
-def xywh_to_box(x: float, y: float, w: float, h: float, width: int, height: int) -> Box:
-    """x/y top-left corner plus size -> xyxy, clipped to the image (5 NOVA gold boxes overhang)."""
-    return Box(x1=x, y1=y, x2=x + w, y2=y + h).clip(width, height)
+def xywh_to_box(x: float, y: float, w: float, h: float, width: int, height: int,
+                clip: bool = True) -> Box:
+    """x/y top-left corner plus size -> xyxy, clipped to the image unless `clip` is False
+    (5 NOVA gold boxes overhang; the authors' hit rate reads them as written)."""
+    box = Box(x1=x, y1=y, x2=x + w, y2=y + h)
+    return box.clip(width, height) if clip else box
 
 
 def parse_box_dict(
@@ -62,8 +65,10 @@ def parse_box_dict(
     width: int,
     height: int,
     with_rater: bool = False,
+    clip: bool = True,
 ) -> list[Box] | list[RaterBox]:
-    """Validate the parallel lists and return clipped boxes in their stored order."""
+    """Validate the parallel lists and return boxes in their stored order (clipped unless
+    `clip` is False)."""
     if value is None:
         return []
     keys = ("rater", *_COORDS) if with_rater else _COORDS
@@ -84,7 +89,7 @@ def parse_box_dict(
         x, y, w, h = (_as_number(lists[k][i], k, i) for k in _COORDS)
         if w < 0 or h < 0:
             raise BoxFormatError(f"negative size width={w} height={h} in box {i}")
-        box = xywh_to_box(x, y, w, h, width, height)
+        box = xywh_to_box(x, y, w, h, width, height, clip)
         if with_rater:
             boxes.append(RaterBox(rater=str(lists["rater"][i]), **box.model_dump()))
         else:
@@ -92,7 +97,8 @@ def parse_box_dict(
     return boxes
 
 
-def boxes_from_records(records: Any, *, width: int, height: int, source: str = "gold") -> list[Box]:
+def boxes_from_records(records: Any, *, width: int, height: int, source: str = "gold",
+                       clip: bool = True) -> list[Box]:
     """Parquet release: a list of {x, y, width, height, source} dicts; keep one source."""
     if records is None:
         return []
@@ -105,5 +111,5 @@ def boxes_from_records(records: Any, *, width: int, height: int, source: str = "
         x, y, w, h = (_as_number(rec.get(k), k, i) for k in _COORDS)
         if w < 0 or h < 0:
             raise BoxFormatError(f"negative size width={w} height={h} in box {i}")
-        out.append(xywh_to_box(x, y, w, h, width, height))
+        out.append(xywh_to_box(x, y, w, h, width, height, clip))
     return out

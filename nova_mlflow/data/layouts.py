@@ -22,6 +22,7 @@ from nova_mlflow.data.rows import (
     check_filename,
     gold_from_literal,
     is_missing,
+    RowFields,
     make_case,
     raters_from_literal,
 )
@@ -92,22 +93,15 @@ def read_csv_layout(path: Path, images_dir: Path, size_of: SizeOf = header_size)
         filename = check_filename(row["filename"], src)
         image = _image_path(images_dir, filename)
         size = image_size(size_of, image, src, "filename")
-        yield make_case(
-            src=src,
-            filename=filename,
-            image_path=image,
-            size=size,
-            case_id=row["case_id"],
-            scan_id=row["scan_id"],
-            caption=row["caption"],
+        yield make_case(src, RowFields(
+            filename=filename, image_path=image, size=size, case_id=row["case_id"],
+            scan_id=row["scan_id"], caption=row["caption"],
             clinical_history=row["clinical_history"],
             differential=row.get("differential_diagnosis") if "differential_diagnosis" in has else None,
-            final_diagnosis=row["final_diagnosis"],
-            title=row.get("title"),
+            final_diagnosis=row["final_diagnosis"], title=row.get("title"),
             gold=gold_from_literal(row["bbox_gold"], src, "bbox_gold", size),
             raters=raters_from_literal(row.get("bbox_raters"), src, "bbox_raters", size)
-            if "bbox_raters" in has else [],
-        )
+            if "bbox_raters" in has else []))
 
 
 def _meta_dict(value: Any, src: RowSource) -> dict[str, Any]:
@@ -158,27 +152,20 @@ def read_parquet_layout(path: Path, root: Path, size_of: SizeOf = header_size) -
         if records is not None and not isinstance(records, (list, tuple)):
             records = list(records)  # numpy object arrays from pyarrow
         try:
-            gold = boxes_from_records(records, width=size[0], height=size[1], source="gold")
+            gold = boxes_from_records(records, width=size[0], height=size[1], source="gold",
+                                      clip=False)
             raters = _parquet_raters(records, src, size)
         except (BoxFormatError, ValueError) as exc:
             raise InputError(f"malformed boxes: {exc}", file=path, row=i, field="bboxes") from None
         if not gold and "bbox_gold" in meta:  # older releases kept the CSV dict inside meta
             gold = gold_from_literal(meta["bbox_gold"], src, "meta.bbox_gold", size)
-        yield make_case(
-            src=src,
-            filename=filename,
-            image_path=image,
-            size=size,
-            case_id=row["case_id"],
-            scan_id=row["scan_id"],
-            caption=row.get("caption_text", meta.get("caption")),
+        yield make_case(src, RowFields(
+            filename=filename, image_path=image, size=size, case_id=row["case_id"],
+            scan_id=row["scan_id"], caption=row.get("caption_text", meta.get("caption")),
             clinical_history=meta.get("clinical_history"),
             differential=meta.get("differential_diagnosis"),
-            final_diagnosis=meta.get("final_diagnosis"),
-            title=meta.get("title"),
-            gold=gold,
-            raters=raters,
-        )
+            final_diagnosis=meta.get("final_diagnosis"), title=meta.get("title"),
+            gold=gold, raters=raters))
 
 
 def _parquet_image(root: Path, image_path: Any, filename: str, src: RowSource) -> Path:

@@ -7,7 +7,7 @@ checks and error messages are the same for the CSV and the parquet release.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -62,8 +62,9 @@ def split_differential(value: Any) -> list[str]:
 
 
 def gold_from_literal(value: Any, src: RowSource, field: str, size: tuple[int, int]) -> list[Box]:
+    """The gold boxes as written (not clipped: make_case keeps both readings)."""
     try:
-        return parse_box_dict(literal_dict(value), width=size[0], height=size[1])
+        return parse_box_dict(literal_dict(value), width=size[0], height=size[1], clip=False)
     except (BoxFormatError, ValidationError, ValueError) as exc:
         raise InputError(f"malformed box string: {_short(exc)}", file=src.file, row=src.row,
                          field=field) from None
@@ -94,43 +95,49 @@ def scan_id_of(value: Any, src: RowSource) -> int:
                          field="scan_id") from None
 
 
-def make_case(
-    *,
-    src: RowSource,
-    filename: str,
-    image_path: Path,
-    size: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE),
-    case_id: Any,
-    scan_id: Any,
-    caption: Any,
-    clinical_history: Any,
-    differential: Any,
-    final_diagnosis: Any,
-    title: Any,
-    gold: list[Box],
-    raters: list[RaterBox],
-) -> Case:
-    cid = text(case_id)
+@dataclass
+class RowFields:
+    """One metadata row's values, as read from either layout, before validation."""
+
+    filename: str
+    image_path: Path
+    case_id: Any
+    scan_id: Any
+    caption: Any
+    clinical_history: Any
+    differential: Any
+    final_diagnosis: Any
+    title: Any = None
+    gold: list[Box] = field(default_factory=list)  # as written (not clipped)
+    raters: list[RaterBox] = field(default_factory=list)
+    size: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)
+
+
+def make_case(src: RowSource, row: RowFields) -> Case:
+    """A validated Case; gold boxes are clipped to the image, their written form kept too."""
+    cid = text(row.case_id)
     if cid is None:
         raise InputError("case_id is empty", file=src.file, row=src.row, field="case_id")
-    final = text(final_diagnosis)
+    final = text(row.final_diagnosis)
     if final is None:
         raise InputError("final_diagnosis is empty", file=src.file, row=src.row,
                          field="final_diagnosis")
-    cap, hist = text(caption), text(clinical_history)
+    cap, hist = text(row.caption), text(row.clinical_history)
+    width, height = row.size
     return Case(
-        filename=filename,
+        filename=row.filename,
         case_id=cid,
-        scan_id=scan_id_of(scan_id, src),
-        image_path=image_path,
-        image_width=size[0],
-        image_height=size[1],
+        scan_id=scan_id_of(row.scan_id, src),
+        image_path=row.image_path,
+        image_width=width,
+        image_height=height,
         caption=cap,
         clinical_history=hist or "",
-        differential_diagnosis=split_differential(differential),
+        differential_diagnosis=split_differential(row.differential),
         final_diagnosis=final,
-        title=text(title),
-        gold_boxes=gold,
-        rater_boxes=raters,
+        title=text(row.title),
+        gold_boxes=[b.clip(width, height) for b in row.gold],
+        gold_boxes_as_written=list(row.gold),
+        rater_boxes=row.raters,
         derived=derive(cap, hist),
     )

@@ -143,25 +143,3 @@ def prf_metrics(images: Sequence[tuple[Sequence[Box], Sequence[Box]]]) -> dict[s
         p, r, f1 = precision_recall_f1(images, t)
         out[f"precision{tag}"], out[f"recall{tag}"], out[f"f1_{tag}"] = p, r, f1
     return out
-
-
-@dataclass(frozen=True)
-class CaseLocalization:
-    best_iou: float
-    detected30: int
-    missed30: int
-    false_positives30: int
-    ap30: float
-
-
-def per_case(preds: Sequence[Box], golds: Sequence[Box]) -> CaseLocalization:
-    ious = iou_matrix(preds, golds)
-    m = match_emitted_order(ious, 0.30)
-    detected = sum(m.tp)
-    return CaseLocalization(
-        best_iou=float(ious.max()) if ious.size else 0.0,
-        detected30=detected,
-        missed30=len(golds) - detected,
-        false_positives30=len(preds) - detected,
-        ap30=image_ap(m.tp),
-    )

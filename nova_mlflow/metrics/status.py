@@ -33,6 +33,8 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
+from nova_mlflow.metrics.language import words
+
 Status = Literal["normal", "abnormal"]
 
 _CLAUSE = re.compile(r"[.;:!?\n]+")
@@ -107,3 +109,39 @@ def binary_scores(truth: Sequence[Status], pred: Sequence[Status | None]) -> dic
     correct = sum(t == p for t, p in zip(truth, pred))
     return {"accuracy": correct / len(truth),
             "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0}
+
+
+# --- a candidate for the paper's own "Binary F1" ------------------------------------------
+# The paper's Table 2 Binary F1 (Gemini 2.0 Flash 5.3, GPT-4o 11.3, Qwen2.5-VL-72B 2.4) states
+# no positive class, averaging or reading of the status, and no public NOVA code defines it.
+# With NOVA's truths all abnormal, F1 with positive = abnormal (binary_scores above) is
+# 2r / (1 + r) for r = share of answers read abnormal: the paper's figures would need r of
+# 1-6 %, which the same models' clinical keyword F1 (14-20 %) contradicts; positive = normal
+# gives 0 for every model. The closest candidate in method and size is Table 2's own keyword
+# machinery applied to the words "normal" and "abnormal" (25 NOVA captions use them): logged
+# as `captioning/binary_keyword_f1`, unconfirmed. README "How things are scored" has the table
+# of candidates that were tried.
+
+BINARY_WORDS = frozenset({"normal", "abnormal"})
+
+
+def binary_words(text: str | None) -> frozenset[str]:
+    """The binary keywords ("normal", "abnormal") a text contains, as exact lowercased words."""
+    return frozenset(words(text)) & BINARY_WORDS
+
+
+def keyword_binary_prf(gts: Sequence[str | None], preds: Sequence[str | None]) -> dict[str, float]:
+    """Corpus-pooled precision / recall / F1 of the words "normal" / "abnormal" per case
+    (lowercased exact words, so "abnormality" is not "abnormal"), as the keyword columns."""
+    if len(gts) != len(preds):
+        raise ValueError(f"{len(gts)} references for {len(preds)} answers")
+    tp = n_pred = n_gold = 0
+    for g, p in zip(gts, preds):
+        gw, pw = binary_words(g), binary_words(p)
+        tp += len(gw & pw)
+        n_pred += len(pw)
+        n_gold += len(gw)
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_gold if n_gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}

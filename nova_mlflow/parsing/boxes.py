@@ -12,7 +12,7 @@ import math
 import re
 from typing import Any
 
-from nova_mlflow.parsing.frames import to_pixels
+from nova_mlflow.parsing.frames import to_pixels, to_pixels_as_written
 from nova_mlflow.parsing.text import json_candidates, loads_all
 from nova_mlflow.schemas import Box, Frame, LocalizationPrediction, Parsed
 
@@ -45,6 +45,7 @@ def parse_boxes(text: str | None, *, frame: Frame, sent: tuple[int, int],
             return Parsed(prediction=LocalizationPrediction(boxes=[]))
         return Parsed(error="no box found in the answer")
     boxes: list[Box] = []
+    as_written: list[tuple[float, float, float, float]] = []
     for quad in quads:
         try:
             values = [float(v) for v in quad]
@@ -53,7 +54,8 @@ def parse_boxes(text: str | None, *, frame: Frame, sent: tuple[int, int],
         if not all(math.isfinite(v) for v in values):
             return Parsed(error=f"box has non-finite values: {quad!r}"[:200])
         boxes.append(to_pixels(values, frame, sent, original))
-    return Parsed(prediction=LocalizationPrediction(boxes=boxes))
+        as_written.append(to_pixels_as_written(values, frame, sent, original))
+    return Parsed(prediction=LocalizationPrediction(boxes=boxes, as_written=as_written))
 
 
 def _quads_from_json(text: str) -> list[list[Any]] | None:

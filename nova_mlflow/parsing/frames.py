@@ -54,24 +54,32 @@ def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 56
     return h, w
 
 
+def to_pixels_as_written(values: list[float], frame: Frame, sent: tuple[int, int],
+                        original: tuple[int, int]) -> tuple[float, float, float, float]:
+    """Four numbers in `frame` for an image sent at `sent` (w, h) -> x1, y1, x2, y2 in pixels
+    of `original` (w, h), corners as the model wrote them: not ordered, not clipped (the
+    authors' hit rate reads boxes this way; an inverted box then overlaps nothing)."""
+    a, b, c, d = (float(v) for v in values)
+    sw, sh = sent
+    ow, oh = original
+    if frame is Frame.gemini_yxyx_1000:
+        return b / 1000 * ow, a / 1000 * oh, d / 1000 * ow, c / 1000 * oh
+    if frame is Frame.qwen2_xyxy_1000:
+        return a / 1000 * ow, b / 1000 * oh, c / 1000 * ow, d / 1000 * oh
+    if frame is Frame.qwen25_resized_xyxy:
+        rh, rw = smart_resize(sh, sw)
+        return a * ow / rw, b * oh / rh, c * ow / rw, d * oh / rh
+    return a * ow / sw, b * oh / sh, c * ow / sw, d * oh / sh
+
+
 def to_pixels(values: list[float], frame: Frame, sent: tuple[int, int],
               original: tuple[int, int]) -> Box:
     """Four numbers in `frame` for an image sent at `sent` (w, h) -> Box on `original` (w, h).
 
     Swapped corners are normalised; the result is clipped to the original image.
     """
-    a, b, c, d = (float(v) for v in values)
-    sw, sh = sent
+    x1, y1, x2, y2 = to_pixels_as_written(values, frame, sent, original)
     ow, oh = original
-    if frame is Frame.gemini_yxyx_1000:
-        x1, y1, x2, y2 = b / 1000 * ow, a / 1000 * oh, d / 1000 * ow, c / 1000 * oh
-    elif frame is Frame.qwen2_xyxy_1000:
-        x1, y1, x2, y2 = a / 1000 * ow, b / 1000 * oh, c / 1000 * ow, d / 1000 * oh
-    elif frame is Frame.qwen25_resized_xyxy:
-        rh, rw = smart_resize(sh, sw)
-        x1, y1, x2, y2 = a * ow / rw, b * oh / rh, c * ow / rw, d * oh / rh
-    else:
-        x1, y1, x2, y2 = a * ow / sw, b * oh / sh, c * ow / sw, d * oh / sh
     return Box(x1=min(x1, x2), y1=min(y1, y2), x2=max(x1, x2), y2=max(y1, y2)).clip(ow, oh)
 
 

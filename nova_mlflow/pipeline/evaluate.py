@@ -10,11 +10,12 @@ import logging
 from nova_mlflow import tracking
 from nova_mlflow.config import EvaluateConfig
 from nova_mlflow.data import load_dataset
-from nova_mlflow.data.answers import read_answers
+from nova_mlflow.data.answers import answer_line, read_answers
 from nova_mlflow.errors import InputError
 from nova_mlflow.paths import run_dir
 from nova_mlflow.pipeline import setup
 from nova_mlflow.pipeline.results import Header, RunSummary, Scoring, log_results, score_answers
+from nova_mlflow.pricing import load_prices, warn_if_unknown
 from nova_mlflow.report import text_table
 from nova_mlflow.schemas import ALL_TASKS, Answer, Frame, Task
 from nova_mlflow.scoring import ScoreContext
@@ -58,6 +59,8 @@ def evaluate(cfg: EvaluateConfig) -> RunSummary:
     tasks = tuple(t for t in ALL_TASKS if any(k[1] is t for k in answers))
     setup.check_resources(tasks)
     judge = setup.make_judge(cfg.judge) if Task.diagnosis in tasks else None
+    if judge is not None:
+        warn_if_unknown(judge.model, load_prices(), "judge")
     judge_params, judge_uri = setup.judge_setup(judge)
     run_name = cfg.run_name or f"evaluate {model} {outputs.name}"
     with tracking.start_run(cfg.experiment or setup.default_experiment(dataset), run_name,
@@ -78,8 +81,7 @@ def evaluate(cfg: EvaluateConfig) -> RunSummary:
         copy = run_dir(run.run_id) / "answers.jsonl"
         stamped = (a.model_copy(update={"frame": a.frame or frame.value})
                    if a.task is Task.localization else a for a in answers.values())
-        copy.write_text("".join(a.model_dump_json(exclude_none=True) + "\n" for a in stamped),
-                        encoding="utf-8")
+        copy.write_text("".join(answer_line(a) + "\n" for a in stamped), encoding="utf-8")
         log_results(run, scores, dataset.cases, copy,
                     Header(f"NOVA evaluation: {run_name}", params))
         log.info("\n%s", text_table(scores.metrics, f"Run {run.run_id}: {run_name}"))

@@ -2,7 +2,8 @@
 
 When logging fails because the server is gone, the run's directory in the cache keeps the
 answers (already there) plus `pending.json`: the run id, the tracking URI and the run's
-configuration.
+configuration. The orphan check of later runs (tracking.runs.fail_orphaned_runs) leaves
+such a run RUNNING, tagged `nova.pending_sync`, instead of marking it FAILED.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import json
 from pathlib import Path
 
 from nova_mlflow.errors import NovaError
-from nova_mlflow.paths import cache_dir
-
-PENDING = "pending.json"
+from nova_mlflow.paths import PENDING, cache_dir
 
 
 class TrackingUnavailable(NovaError):

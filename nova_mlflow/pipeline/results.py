@@ -15,6 +15,7 @@ from pathlib import Path
 from nova_mlflow import tracking
 from nova_mlflow.data import Dataset
 from nova_mlflow.metrics.usage import usage_metrics
+from nova_mlflow.pricing import PriceTable
 from nova_mlflow.report import markdown_table, write_artifacts
 from nova_mlflow.report.html import build_report
 from nova_mlflow.schemas import (
@@ -54,7 +55,7 @@ class Scoring:
     cases: list[Case]
     tasks: tuple[Task, ...]
     context: ScoreContext
-    prices: dict | None = None
+    prices: PriceTable | None = None
 
 
 @dataclass
@@ -80,7 +81,7 @@ def score_answers(scoring: Scoring, answers: Mapping[tuple[str, Task], Answer]) 
 
 def log_results(run: tracking.RunLogger, scores: Scores, cases: list[Case], answers_path: Path,
                 header: Header, run_metrics: Mapping[str, float] | None = None) -> None:
-    """Metrics + per-case tables (one upload, one store write), then the files of the run.
+    """Metrics + per-case tables, then the files of the run.
 
     Everything that goes under results/ is written into one local folder first and uploaded
     with one call: the summary, Tables 1-3, Figures 4-6 and the HTML report.
@@ -91,8 +92,7 @@ def log_results(run: tracking.RunLogger, scores: Scores, cases: list[Case], answ
         shutil.rmtree(out_dir)
     out_dir.mkdir()
     run.results({**(run_metrics or {}), **metrics},
-                {f"tables/{task.value}_cases.json": ts.table for task, ts in scores.tasks.items()},
-                answers_path.parent / "tables-staging")
+                {f"tables/{task.value}_cases.json": ts.table for task, ts in scores.tasks.items()})
     run.artifact(answers_path, "answers")
     schemas = answers_path.parent / "schemas"
     schemas.mkdir(exist_ok=True)

@@ -23,7 +23,7 @@ from nova_mlflow.paths import cache_dir, run_dir
 from nova_mlflow.pipeline import setup
 from nova_mlflow.pipeline.pending import TrackingUnavailable, save_pending
 from nova_mlflow.pipeline.results import Header, RunSummary, Scoring, log_results, score_answers
-from nova_mlflow.pricing import PRICES_AS_OF, load_prices
+from nova_mlflow.pricing import load_prices, warn_if_unknown
 from nova_mlflow.prompts import Prompt, render_case
 from nova_mlflow.providers import create_provider
 from nova_mlflow.providers.base import Request
@@ -61,7 +61,7 @@ def log_run_setup(run: tracking.RunLogger, cfg: RunConfig, frame: Frame, dataset
         "temperature": cfg.settings.temperature, "max_tokens": cfg.settings.max_tokens,
         "seed": cfg.settings.seed, "concurrency": cfg.concurrency, "limit": cfg.limit,
         "max_retries": cfg.retry.max_retries, "timeout_s": cfg.retry.timeout, "rpm": cfg.rpm,
-        "prices_as_of": PRICES_AS_OF if not cfg.prices else "custom", **extra})
+        "prices_as_of": load_prices(cfg.prices).as_of, **extra})
     run.params(params)
     setup.log_dataset(run, dataset)
     run.dict(cfg.model_dump(mode="json"), "config/run_config.json")
@@ -73,11 +73,14 @@ def run(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
     frame, prompts = setup.check_config(cfg)
     prices = load_prices(cfg.prices)
     judge = setup.make_judge(cfg.judge, cfg.concurrency, cfg.retry)
+    warn_if_unknown(cfg.model, prices)  # before any call: the cost will not be logged
+    if judge is not None:
+        warn_if_unknown(judge.model, prices, "judge")
     if dataset is None:
         dataset = load_dataset(cfg.data, images_dir=cfg.images)
     # the baseline's retrieval corpus is the whole dataset, whatever --limit says
     provider = create_provider(cfg.model, cases=dataset.cases, base_url=cfg.base_url,
-                               timeout=cfg.retry.timeout)
+                               api_key_env=cfg.api_key_env, timeout=cfg.retry.timeout)
     dataset = dataset.limited(cfg.limit)
     store = CallStore.in_dir(cache_dir()) if cfg.use_cache else None
     jobs = [Job(c, t) for t in cfg.tasks for c in dataset.cases]
@@ -91,6 +94,7 @@ def run(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
         params = log_run_setup(mlrun, cfg, frame, dataset, prompts, {
             **judge_params, "base_url": safe_url(getattr(provider, "base_url", None)),
             "cache": "refresh" if cfg.refresh else ("on" if store is not None else "off"),
+            **({"api_key_env": cfg.api_key_env} if cfg.api_key_env else {}),  # a name only
             **{f"prompt.{t.value}.uri": uri for t, uri in prompt_uris.items()}})
         answers_path = run_dir(mlrun.run_id) / "answers.jsonl"
         log.info("answers are written to %s as they arrive", answers_path)

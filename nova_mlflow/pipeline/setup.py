@@ -19,7 +19,7 @@ from nova_mlflow.parsing.frames import frame_for
 from nova_mlflow.pricing import load_prices
 from nova_mlflow.prompts import DEFAULT_VERSION, Prompt, load_prompt
 from nova_mlflow.providers import provider_kind
-from nova_mlflow.schemas import SCHEMA_VERSION, Frame, Task
+from nova_mlflow.schemas import METRICS_VERSION, SCHEMA_VERSION, Frame, Task
 from nova_mlflow.secrets import KEY_VARS, api_key
 
 
@@ -35,10 +35,13 @@ def model_frame(model: str, explicit: Frame | None) -> Frame:
         raise InputError(str(exc)) from None
 
 
-def check_key(model: str) -> None:
-    """A missing key fails before any work, naming the variable to set."""
+def check_key(model: str, api_key_env: str | None = None) -> None:
+    """A missing key fails before any work, naming the variable to set (openai-compatible
+    servers may take none, unless --api-key-env names one)."""
     kind = provider_kind(model)
-    if kind in KEY_VARS and kind != "openai-compatible":
+    if api_key_env:
+        api_key(kind, env_name=api_key_env)
+    elif kind in KEY_VARS and kind != "openai-compatible":
         api_key(kind)
 
 
@@ -53,7 +56,7 @@ def check_resources(tasks: tuple[Task, ...]) -> None:
 def check_config(cfg: RunConfig) -> tuple[Frame, dict[Task, Prompt]]:
     """Every check that needs no data and no network, so bad flags fail before any work."""
     frame = model_frame(cfg.model, cfg.frame)
-    check_key(cfg.model)
+    check_key(cfg.model, cfg.api_key_env)
     load_prices(cfg.prices)
     check_resources(cfg.tasks)
     return frame, {t: load_prompt(t, cfg.prompts.get(t, DEFAULT_VERSION)) for t in cfg.tasks}
@@ -102,7 +105,8 @@ def git_commit() -> str | None:
 
 
 def run_tags(dataset: Dataset, tasks: tuple[Task, ...]) -> dict:
-    tags = {"nova.dataset_digest": dataset.digest, "nova.schema_version": SCHEMA_VERSION,
+    tags = {"nova.dataset_digest": dataset.digest, "nova.full_dataset_digest": dataset.full_digest,
+            "nova.schema_version": SCHEMA_VERSION, "nova.metrics_version": METRICS_VERSION,
             "nova.package_version": __version__, "nova.tasks": ",".join(t.value for t in tasks)}
     commit = git_commit()
     if commit:
@@ -117,10 +121,17 @@ def setup_params(model: str, frame: Frame, dataset: Dataset, prompts: dict[Task,
         "model": model, "provider": provider_kind(model), "frame": frame.value,
         "data": dataset.source if dataset.name != "demo" else "demo",
         "dataset_name": dataset.name, "dataset_digest": dataset.digest,
+        "full_dataset_digest": dataset.full_digest,
         "dataset_layout": dataset.layout, "n_cases": len(dataset),
         "tasks": ",".join(t.value for t in tasks),
         "package_version": __version__, "schema_version": SCHEMA_VERSION,
+        "metrics_version": METRICS_VERSION,
     }
+    if Task.captioning in tasks:  # where METEOR's WordNet came from (bundled, nltk, a dir)
+        from nova_mlflow.wordnet import wordnet_source
+
+        source = wordnet_source()
+        params["wordnet"] = "bundled" if source.startswith("bundled") else source
     for t, p in prompts.items():
         params[f"prompt.{t.value}.name"] = p.name
         params[f"prompt.{t.value}.version"] = p.version

@@ -3,7 +3,8 @@
 Every combination is checked (frames, keys, prompt files) and the dataset is loaded once,
 before the parent run opens. A child that fails is marked FAILED and the sweep goes on; the
 sweep's exit code is the worst child's. The parent holds a table of the children's headline
-metrics so the comparison is one click away.
+metrics and their comparison (`compare` over the finished children, the first as baseline:
+compare/ and results/report.html with the table and the forest plot of deltas).
 """
 
 from __future__ import annotations
@@ -11,19 +12,26 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
 
 import pandas as pd
 
 from nova_mlflow import tracking
-from nova_mlflow.config import SweepConfig
+from nova_mlflow.config import CompareConfig, SweepConfig
 from nova_mlflow.data import load_dataset
 from nova_mlflow.errors import InputError, NovaError
+from nova_mlflow.paths import cache_dir
+from nova_mlflow.pipeline.compare import compare_runs
 from nova_mlflow.pipeline.results import RunSummary
 from nova_mlflow.pipeline.run import run
 from nova_mlflow.pipeline.setup import check_config, default_experiment
-from nova_mlflow.paths import cache_dir
 from nova_mlflow.report import write_table
+from nova_mlflow.report.compare import html_section, write_files
+from nova_mlflow.report.html import build_page
+from nova_mlflow.report.tables import table_html
 from nova_mlflow.schemas import Task
+from nova_mlflow.tracking import registry as reg
 
 log = logging.getLogger("nova_mlflow")
 
@@ -94,8 +102,12 @@ def sweep(cfg: SweepConfig) -> SweepSummary:
             rows.append({"run": label, "status": "FINISHED", "run_id": child.run_id,
                          **{k: round(child.metrics[k], 4) for k in HEADLINE if k in child.metrics}})
         out = cache_dir() / "runs" / parent.run_id
-        for f in write_table(pd.DataFrame(rows), "sweep_summary", out, f"Sweep: {name}"):
+        summary_df = pd.DataFrame(rows)
+        for f in write_table(summary_df, "sweep_summary", out, f"Sweep: {name}"):
             parent.artifact(f, "results")
+        sections = [("Runs", table_html(summary_df)),
+                    ("Comparison of the runs", _compare_children(parent, summary, out))]
+        parent.artifact(build_page(out, f"Sweep: {name}", sections), "results")
         parent.metrics({"sweep/children": float(len(configs)),
                         "sweep/failed": float(len(summary.failures))})
     if summary.failures:
@@ -103,3 +115,20 @@ def sweep(cfg: SweepConfig) -> SweepSummary:
         raise type(worst)(f"{len(summary.failures)} of {len(configs)} sweep runs failed; first: "
                           f"{summary.failures[0][0]}: {summary.failures[0][1]}")
     return summary
+
+
+def _compare_children(parent: tracking.RunLogger, summary: SweepSummary, out: Path) -> str:
+    """`compare` over the finished children (the first is the baseline), logged under the
+    parent's compare/; the HTML fragment of its report (or why there is none)."""
+    if not summary.children:
+        return "<p>No child run finished: nothing to compare.</p>"
+    runs = [reg.get_run(c.run_id) for c in summary.children]
+    try:
+        res = compare_runs(runs, 0, CompareConfig(runs=[r.run_id for r in runs], log=False))
+    except InputError as exc:
+        log.warning("sweep: the children were not compared: %s", exc)
+        return f"<p>Not compared: {escape(str(exc))}</p>"
+    files = write_files(res, out / "compare")
+    parent.artifacts(out / "compare", "compare")  # the layout write_files gives, in one upload
+    forest = [p for p, _ in files if p.name == "forest.png"]
+    return html_section(res, forest)

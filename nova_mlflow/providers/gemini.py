@@ -2,7 +2,7 @@
 
 google-genai does not retry unless told to; we tell it explicitly not to (attempts=1) and
 let the runner retry, as for every provider. Base URL from --base-url or
-GOOGLE_GEMINI_BASE_URL; key from GEMINI_API_KEY or GOOGLE_API_KEY.
+GOOGLE_GEMINI_BASE_URL; key from GEMINI_API_KEY or GOOGLE_API_KEY (or --api-key-env).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from nova_mlflow.errors import InputError
 from nova_mlflow.providers import register
 from nova_mlflow.providers.base import Request, Response
-from nova_mlflow.secrets import api_key
+from nova_mlflow.secrets import api_key, endpoint_id
 
 _REFUSAL_REASONS = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION",
                     "IMAGE_SAFETY"}
@@ -21,9 +21,10 @@ _REFUSAL_REASONS = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITA
 
 class GeminiProvider:
     name = "gemini"
+    default_endpoint = "https://generativelanguage.googleapis.com"  # the SDK's default base URL
 
     def __init__(self, model: str, base_url: str | None = None, timeout: float = 120.0,
-                 **_: object) -> None:
+                 api_key_env: str | None = None, **_: object) -> None:
         try:
             from google import genai
             from google.genai import types
@@ -38,7 +39,13 @@ class GeminiProvider:
             timeout=int(timeout * 1000),  # milliseconds
             retry_options=types.HttpRetryOptions(attempts=1),
         )
-        self._client = genai.Client(api_key=api_key(self.name), http_options=options)
+        self._client = genai.Client(api_key=api_key(self.name, env_name=api_key_env),
+                                    http_options=options)
+
+    @property
+    def endpoint(self) -> str | None:
+        """Where requests go (no credentials): part of every response-cache key."""
+        return endpoint_id(self.base_url) or self.default_endpoint
 
     async def generate(self, request: Request) -> Response:
         t = self._types
@@ -71,5 +78,5 @@ class GeminiProvider:
 
 @register("gemini")
 def _factory(model: str, base_url: str | None = None, timeout: float = 120.0,
-             **_: object) -> GeminiProvider:
-    return GeminiProvider(model, base_url=base_url, timeout=timeout)
+             api_key_env: str | None = None, **_: object) -> GeminiProvider:
+    return GeminiProvider(model, base_url=base_url, timeout=timeout, api_key_env=api_key_env)

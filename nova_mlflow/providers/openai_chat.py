@@ -29,9 +29,10 @@ from typing import Any
 from nova_mlflow.errors import InputError
 from nova_mlflow.providers import register
 from nova_mlflow.providers.base import Request, Response
-from nova_mlflow.secrets import api_key
+from nova_mlflow.secrets import api_key, endpoint_id
 
 TRANSPORT_ENV = "NOVA_OPENAI_TRANSPORT"  # "aiohttp" (default) or "httpx" (the SDK's default)
+NO_KEY = "no-key-sent"  # the client's key when there is none: Authorization is omitted
 
 
 _MISSING_SDK = "the openai provider needs the openai SDK: pip install openai"
@@ -69,13 +70,21 @@ def transport() -> str:
     return "aiohttp"
 
 
-def _client(base_url: str | None, key: str, timeout: float, kind: str | None = None):
+def _client(base_url: str | None, key: str | None, timeout: float, kind: str | None = None,
+            account_headers: bool = True):
+    """An SDK client. `key` None sends no key: the caller omits Authorization on every
+    request, and the client gets a placeholder that is never sent, so the SDK neither falls
+    back to OPENAI_API_KEY nor refuses to start for want of credentials. Without
+    `account_headers` the OpenAI-Organization / OpenAI-Project headers the SDK would fill
+    from OPENAI_ORG_ID / OPENAI_PROJECT_ID are left out (they belong to an OpenAI account)."""
     openai = _openai()
     http_client = None  # the SDK's default (httpx2)
     if (kind or transport()) == "aiohttp":
         http_client = openai.DefaultAioHttpClient(timeout=timeout)
-    return openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout,
-                              http_client=http_client)
+    headers = None if account_headers else {"OpenAI-Organization": openai.Omit(),
+                                            "OpenAI-Project": openai.Omit()}
+    return openai.AsyncOpenAI(api_key=key or NO_KEY, base_url=base_url, max_retries=0,
+                              timeout=timeout, http_client=http_client, default_headers=headers)
 
 
 async def _close_with_loop(client: Any) -> AsyncGenerator[None, None]:
@@ -119,16 +128,20 @@ def chat_messages(request: Request) -> list[dict[str, Any]]:
 
 
 class OpenAIChatProvider:
+    """OpenAI's own API: OPENAI_API_KEY (or --api-key-env), and OPENAI_BASE_URL as the SDK."""
+
     name = "openai"
     key_required = True
+    account_headers = True  # OpenAI-Organization / -Project from the environment, as the SDK
+    default_endpoint: str | None = "https://api.openai.com/v1"  # the SDK's default base URL
     max_tokens_field = "max_completion_tokens"  # OpenAI's current name; compatible servers differ
 
     def __init__(self, model: str, base_url: str | None = None, timeout: float = 120.0,
-                 **_: object) -> None:
+                 api_key_env: str | None = None, **_: object) -> None:
         self.model = model
         self.api_model = model.split(":", 1)[1] if ":" in model else model
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-        self._key = api_key(self.name, required=self.key_required) or "EMPTY"
+        self._key = api_key(self.name, required=self.key_required, env_name=api_key_env)
         self._timeout = timeout
         _check_sdk()
         self._transport: str | None = None  # decided (importing the SDK) on the first call
@@ -150,11 +163,17 @@ class OpenAIChatProvider:
             return entry[0]
         for old in [lp for lp in list(self._clients) if lp.is_closed()]:
             self._clients.pop(old, None)  # closed with their loop already
-        client = _client(self.base_url, self._key, self._timeout, self.transport)
+        client = _client(self.base_url, self._key, self._timeout, self.transport,
+                         self.account_headers)
         closer = _close_with_loop(client)
         self._clients[loop] = (client, closer)  # before any await: concurrent first calls share it
         await closer.__anext__()
         return client
+
+    @property
+    def endpoint(self) -> str | None:
+        """Where requests go (no credentials): part of every response-cache key."""
+        return endpoint_id(self.base_url) or self.default_endpoint
 
     async def aclose(self) -> None:
         """Close the running loop's client now (else it is closed when its loop shuts down)."""
@@ -167,6 +186,8 @@ class OpenAIChatProvider:
         kwargs: dict[str, Any] = {"temperature": s.temperature, self.max_tokens_field: s.max_tokens}
         if s.seed is not None:
             kwargs["seed"] = s.seed
+        if self._key is None:  # no key: no Authorization header at all
+            kwargs["extra_headers"] = {"Authorization": _openai().Omit()}
         client = await self.client()
         try:
             resp = await client.chat.completions.create(
@@ -191,5 +212,5 @@ class OpenAIChatProvider:
 
 @register("openai")
 def _factory(model: str, base_url: str | None = None, timeout: float = 120.0,
-             **_: object) -> OpenAIChatProvider:
-    return OpenAIChatProvider(model, base_url=base_url, timeout=timeout)
+             api_key_env: str | None = None, **_: object) -> OpenAIChatProvider:
+    return OpenAIChatProvider(model, base_url=base_url, timeout=timeout, api_key_env=api_key_env)

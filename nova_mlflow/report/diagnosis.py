@@ -28,15 +28,23 @@ DEFINITIONS = """\
   A verdict says whether one predicted diagnosis names the case's final diagnosis;
   synonyms and differences in specificity are accepted. The offline matcher's rules
   (normalisation, abbreviation table, fuzzy threshold) are documented in
-  `nova_mlflow/matching.py` and `nova_mlflow/metrics/diagnosis.py`; a final diagnosis
-  with no distinctive word ("Final Diagnosis not found.") matches no prediction.
+  `nova_mlflow/metrics/matching.py` and `nova_mlflow/metrics/diagnosis.py`.
+- **Truths that name no diagnosis** (`diagnosis/no_reference`: {n_no_ref} of {n_cases}
+  cases here; 44 slices of 14 cases on NOVA, all "Final Diagnosis not found."): a final
+  diagnosis that, lowercased, whitespace collapsed and surrounding punctuation dropped, is
+  empty, a null marker (nan, none, null, n/a, -, ?) or a placeholder ("[final] diagnosis
+  [:|-] not found / not available / unknown / pending ...", "no [final] diagnosis") names
+  no diagnosis (`nova_mlflow/metrics/diagnosis_reference.py`). No answer can match it, so
+  such cases are left out of Top-1/Top-5, coverage, entropy and GT entropy, and their
+  predictions are never sent to the matcher or the judge.
 - **Rank**: position (1-5) of the first prediction the matcher accepts; none if no
   prediction matches.
-- **Top-1 / Top-5** (`diagnosis/top1`, `diagnosis/top5`): share of ALL cases ({n_cases})
-  whose rank is <= 1 / <= 5. Missing answers, failed calls, refusals and unparseable
-  answers count as misses.
+- **Top-1 / Top-5** (`diagnosis/top1`, `diagnosis/top5`): share of the cases with a
+  reference ({n_scored} here; 862 on NOVA) whose rank is <= 1 / <= 5. Missing answers,
+  failed calls, refusals and unparseable answers count as misses.
 - **Ground-truth label**: the case's `final_diagnosis` string (whitespace collapsed); the
-  label space is the set of distinct labels among the scored cases ({n_gt_labels} here).
+  label space is the set of distinct labels among the scored cases with a reference
+  ({n_gt_labels} here).
 - **Predicted label** of a case: derived from its top-1 prediction only. It is the case's own
   ground-truth label when the matcher accepts the top-1 prediction; otherwise the
   ground-truth label the offline matcher maps it to (closest of those it matches); otherwise
@@ -66,14 +74,17 @@ def _matcher_text(name: str) -> str:
 def definitions(ts: TaskScore) -> str:
     """The definitions text with this run's figures, read from its per-case table."""
     t, m = ts.table, ts.metrics
-    gt_labels = [label_of(str(v)) for v in t.get("truth", [])]
-    given = [str(v) for v in t.get("predicted_label", []) if v]
+    ref = (t["has_reference"].astype(bool) if "has_reference" in t
+           else pd.Series([True] * len(t), index=t.index))
+    gt_labels = [label_of(str(v)) for v in t.get("truth", pd.Series(dtype=str))[ref]]
+    given = [str(v) for v in t.get("predicted_label", pd.Series(dtype=str))[ref] if v]
     gt_set = set(gt_labels)
     n_gt = len(gt_set)
     matcher = str(t["matcher"].iat[0]) if len(t) else "offline"
     shown = {k: m.get(k, 0.0) for k in ("top1", "top5", "coverage", "entropy", "gt_entropy")}
     return DEFINITIONS.format(
-        matcher=_matcher_text(matcher), n_cases=len(t), n_gt_labels=n_gt, n_pred=len(given),
+        matcher=_matcher_text(matcher), n_cases=len(t), n_scored=int(ref.sum()),
+        n_no_ref=int(len(t) - ref.sum()), n_gt_labels=n_gt, n_pred=len(given),
         n_pred_labels=len(set(given)), n_mapped=len(set(given) & gt_set),
         ceiling=math.log2(n_gt) if n_gt else 0.0, **shown)
 
@@ -103,8 +114,11 @@ def table3(ts: TaskScore) -> pd.DataFrame:
 
 def label_frequencies(ts: TaskScore) -> pd.DataFrame:
     """Label, count among predictions (top-1) and among the ground truth, per label."""
-    pred = Counter(lab for lab in ts.table.get("predicted_label", []) if lab)
-    gt = Counter(label_of(t) for t in ts.table.get("truth", []))
+    t = ts.table
+    if "has_reference" in t:  # truths that name no diagnosis are no label
+        t = t[t["has_reference"].astype(bool)]
+    pred = Counter(lab for lab in t.get("predicted_label", []) if lab)
+    gt = Counter(label_of(v) for v in t.get("truth", []))
     labels = sorted(set(pred) | set(gt), key=lambda lab: (-gt[lab] - pred[lab], lab))
     return pd.DataFrame({"label": labels, "predicted": [pred[lab] for lab in labels],
                          "ground_truth": [gt[lab] for lab in labels],

@@ -50,3 +50,13 @@ def build_report(out_dir: Path, metrics: Mapping[str, float], title: str,
     path = out_dir / "report.html"
     path.write_text("".join(parts), encoding="utf-8")
     return path
+
+
+def build_page(out_dir: Path, title: str, sections: list[tuple[str, str]]) -> Path:
+    """out_dir/report.html from (heading, HTML fragment) sections: a sweep parent's page."""
+    parts = [f"<!doctype html><meta charset='utf-8'><title>{escape(title)}</title>"
+             f"<style>{CSS}</style><h1>{escape(title)}</h1>"]
+    parts += [f"<h2>{escape(heading)}</h2>{body}" for heading, body in sections]
+    path = out_dir / "report.html"
+    path.write_text("".join(parts), encoding="utf-8")
+    return path

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from nova_mlflow.report import paper
+from nova_mlflow.report import paper, published
+from nova_mlflow.report.definitions import localization_definitions
 from nova_mlflow.report.tables import Section, paper_table, table_html, write_table
 from nova_mlflow.schemas import Case
 from nova_mlflow.scoring.common import TaskScore
@@ -20,6 +21,7 @@ from nova_mlflow.scoring.localization import SIZE_CLASSES
 SPLITS = ("plane", "n_gold_group", "size_class")
 TABLE1_STEM = "table1_localization"
 SPLITS_FILE = "localization_splits.csv"
+DEFINITIONS_FILE = "localization_definitions.md"
 FIGURES = {"examples": "figures/fig4a_localization_examples.png",
            "iou_hist": "figures/fig4b_localization_iou_histogram.png",
            "splits": "figures/fig4c_localization_splits.png"}
@@ -32,8 +34,12 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
+HIT_COLUMNS = {"hit30": "Hit30 (c)", "hit50": "Hit50 (c)", "mean_iou": "mean IoU (c)"}
+
+
 def table1(ts: TaskScore) -> pd.DataFrame:
-    """Our row (NOVA protocol + our COCO mAPs) first, then the paper's rows, values as text."""
+    """Our row (all three definitions) first, then the paper's rows (definition a), then the
+    published zero-shot rows of definition (c), each naming its source; values as text."""
     m = ts.metrics
     head = {k: name for k, (name, _) in paper.COLUMNS1.items()}
     ours = {head[k]: _pct(m[k]) for k in ("mAP30", "mAP50", "mAP50_95", "ACC50")}
@@ -41,6 +47,7 @@ def table1(ts: TaskScore) -> pd.DataFrame:
     ours[head["FP30"]] = f"{int(m['FP30'])}"
     ours.update({"COCO mAP30": _pct(m["coco_mAP30"]), "COCO mAP50": _pct(m["coco_mAP50"]),
                  "COCO mAP50-95": _pct(m["coco_mAP50_95"])})
+    ours.update({name: _pct(m[k]) for k, name in HIT_COLUMNS.items() if k in m})
     rows = []
     for r in paper.TABLE1:
         row = {"model": r["model"]}
@@ -49,7 +56,13 @@ def table1(ts: TaskScore) -> pd.DataFrame:
         row[head["TP30"]] = f"{r['TP30']}/{r['GT']}"
         rows.append(row)
     model = ts.context.model or "(model not named)"
-    return paper_table(ours, rows, model)
+    table = paper_table(ours, rows, model)
+    waldo = [{"model": f"{r['model']} ({r['n_images']} images)",
+              "source": published.SOURCE_LABEL + ": " + published.source_of(r)
+              + (" (a later setup)" if r["later_setup"] else ""),
+              **{name: f"{r[k]:.2f}" for k, name in HIT_COLUMNS.items()}}
+             for r in published.PUBLISHED_FILES]
+    return pd.concat([table, pd.DataFrame(waldo)], ignore_index=True).fillna("")
 
 
 # --- splits and the example sample ----------------------------------------------------------
@@ -121,6 +134,9 @@ def artifacts(ts: TaskScore, cases: list[Case], out_dir: Path) -> Section:
     section = Section(HEADING, table_html(table), files=write_table(table, TABLE1_STEM, out_dir,
                                                                      title))
     files = section.files
+    defs = out_dir / DEFINITIONS_FILE
+    defs.write_text(localization_definitions(ts.metrics), encoding="utf-8")
+    files.append(defs)
     if ts.table.empty:  # no case scored: nothing to split or draw
         return section
     split_df = splits(ts.table)

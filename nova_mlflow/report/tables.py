@@ -1,6 +1,8 @@
 """Human-facing summaries of a run: a plain-text table for the terminal, Markdown for MLflow.
 
-Fractions print as percentages (like the paper's tables); counts print as integers.
+Fractions print as percentages (like the paper's tables); counts print as integers; costs
+in USD, or "cost unknown" when tokens were counted but the model has no known price (no
+cost metric is logged then: pricing.py).
 """
 
 from __future__ import annotations
@@ -12,14 +14,29 @@ from pathlib import Path
 from typing import Any
 
 COUNT_KEYS = {"TP30", "FP30", "GT", "n_cases", "answered", "missing", "parse_failures",
-              "api_errors", "refused", "vocab_size", "unique_captions"}
+              "api_errors", "refused", "vocab_size", "unique_captions", "no_reference",
+              "unique_captions_normalized", "gt_vocab_size", "gt_unique_captions",
+              "gt_unique_captions_normalized"}
 HEADLINE = {
     "localization": ["mAP30", "mAP50", "mAP50_95", "ACC50", "TP30", "FP30", "GT", "coco_mAP30",
-                     "coco_mAP50", "coco_mAP50_95", "f1_30", "f1_50"],
+                     "coco_mAP50", "coco_mAP50_95", "hit30", "hit50", "mean_iou", "f1_30",
+                     "f1_50"],
     "captioning": ["clinical_f1", "modality_f1", "bleu", "meteor", "binary_f1"],
-    "diagnosis": ["top1", "top5", "coverage", "entropy"],
+    "diagnosis": ["top1", "top5", "coverage", "entropy", "no_reference"],
 }
 STATUS = ["n_cases", "answered", "missing", "parse_failures", "api_errors", "refused"]
+#: cost metric -> the metric whose presence says the cost was asked for (tokens counted)
+COSTS = {"cost_usd": "input_tokens", "judge_cost_usd": "judge_calls"}
+UNKNOWN_COST = "cost unknown"
+
+
+#: Metrics shown in their own units (counts, bits, words); the others are fractions (percent).
+RAW_KEYS = COUNT_KEYS | {"entropy", "gt_entropy", "mean_words", "gt_mean_words"}
+
+
+def is_raw(key: str) -> bool:
+    """True for a metric printed as it is (a count, bits, words), False for a fraction."""
+    return key.rsplit("/", 1)[-1] in RAW_KEYS
 
 
 def fmt(key: str, value: float) -> str:
@@ -38,6 +55,10 @@ def rows(metrics: Mapping[str, float]) -> list[tuple[str, str, str]]:
             full = f"{task}/{k}"
             if full in metrics:
                 out.append((task, k, fmt(full, metrics[full])))
+        for cost, counted in COSTS.items():
+            if f"{task}/{counted}" in metrics:
+                value = metrics.get(f"{task}/{cost}")
+                out.append((task, cost, UNKNOWN_COST if value is None else f"${value:,.4f}"))
     return out
 
 
@@ -100,7 +121,8 @@ def table_html(df: Any) -> str:
     """The <table> of a paper-style table; the paper's rows get class "paper"."""
     head = "".join(f"<th>{escape(str(c))}</th>" for c in df.columns)
     body = "".join(
-        "<tr" + (' class="paper"' if SOURCE_PAPER in [str(v) for v in row] else "") + ">"
+        "<tr" + (' class="paper"' if any(str(v).startswith("reported by") for v in row)
+                  else "") + ">"
         + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>"
         for row in df.itertuples(index=False)
     )

@@ -23,8 +23,14 @@ from typing import Any
 import pandas as pd
 
 from nova_mlflow.metrics import captioning as cap
+from nova_mlflow.metrics.components import bleu_components
 from nova_mlflow.metrics.language import language_stats, words
-from nova_mlflow.metrics.status import binary_scores, read_status
+from nova_mlflow.metrics.status import (
+    binary_scores,
+    binary_words,
+    keyword_binary_prf,
+    read_status,
+)
 from nova_mlflow.schemas import Answer, Case, Task
 from nova_mlflow.scoring.common import (
     AnswerKey,
@@ -58,20 +64,33 @@ def text_metrics(gts: Sequence[str], preds: Sequence[str], meteors: Sequence[flo
     truth = [read_status(t) or "abnormal" for t in gts]  # gts are non-empty: never None
     b = binary_scores(truth, [read_status(t) for t in preds])
     out["binary_accuracy"], out["binary_f1"] = b["accuracy"], b["f1"]
+    out["binary_keyword_f1"] = keyword_binary_prf(gts, preds)["f1"]
     return out
 
 
-def case_row(caption: str, pred: str, meteor: float) -> dict[str, Any]:
-    """A case's text-metric columns (the case has a reference caption): keyword hits,
-    misses, extras and F1 per kind, METEOR, and the normal/abnormal status of each side."""
+def case_row(caption: str | None, pred: str, meteor: float | None) -> dict[str, Any]:
+    """A case's text-metric columns: whether it has a reference (`has_reference`; text
+    metrics count only those), the answer's words, and with a reference: keyword hits,
+    misses, extras, counts and F1 per kind, BLEU's n-gram counts, METEOR and the
+    normal/abnormal status of each side. Counts are the components the case-clustered
+    statistics resample (metrics/components.py); nothing is rounded."""
+    ref, hyp = words(caption), words(pred)
+    row: dict[str, Any] = {"has_reference": int(bool(ref)), "n_words": len(hyp)}
+    if not ref:
+        return row
     kg, kp = cap.keywords(caption), cap.keywords(pred)
-    row: dict[str, Any] = {}
     for kind in ("clinical", "modality"):
         m = cap.match(getattr(kp, kind), getattr(kg, kind))
         row |= {f"{kind}_hits": _kw(m.hits), f"{kind}_missed": _kw(m.missed),
-                f"{kind}_extra": _kw(m.extra), f"{kind}_f1": m.f1}
+                f"{kind}_extra": _kw(m.extra), f"{kind}_f1": m.f1,
+                f"{kind}_n_hits": len(m.hits), f"{kind}_n_pred": m.n_pred,
+                f"{kind}_n_gold": m.n_gold}
+    gw, pw = binary_words(caption), binary_words(pred)
+    row |= {"binary_keyword_n_hits": len(gw & pw), "binary_keyword_n_pred": len(pw),
+            "binary_keyword_n_gold": len(gw)}
     gt_binary, pred_binary = read_status(caption), read_status(pred)
-    return row | {"meteor": round(meteor, 4), "gt_binary": gt_binary,
+    return row | {"gt_n_words": len(ref), **bleu_components(ref, hyp),
+                  "meteor": float(meteor or 0.0), "gt_binary": gt_binary,
                   "pred_binary": pred_binary or "", "binary_correct": gt_binary == pred_binary}
 
 
@@ -89,19 +108,17 @@ def score(cases: list[Case], answers: Mapping[AnswerKey, Answer], ctx: ScoreCont
 
     rows = []
     for i, (c, (a, p, status)) in enumerate(zip(cases, parsed)):
-        row = {"filename": c.filename, "case_id": c.case_id, "plane": c.derived.plane or "",
-               "sequence": c.derived.sequence or "", "status": status,
-               "model": (a.model or "") if a else "", "caption_gt": c.caption or "",
-               "caption_pred": preds[i], "n_words": len(words(preds[i]))}
-        if has_ref[i]:
-            row |= case_row(c.caption or "", preds[i], meteor_of[i])
-        row["error"] = error_of(a, p)
-        rows.append(row)
+        rows.append({"filename": c.filename, "case_id": c.case_id,
+                     "plane": c.derived.plane or "", "sequence": c.derived.sequence or "",
+                     "status": status, "model": (a.model or "") if a else "",
+                     "caption_gt": c.caption or "", "caption_pred": preds[i],
+                     **case_row(c.caption, preds[i], meteor_of.get(i)),
+                     "error": error_of(a, p)})
     table = _nulls_as_none(pd.DataFrame(rows))
 
     metrics = text_metrics(gts, ref_preds, meteors)
     metrics |= language_stats(preds).as_metrics()
-    metrics |= language_stats(c.caption for c in cases).as_metrics("gt_")
+    metrics |= language_stats(c.caption for c in cases).as_metrics("gt_")  # all: the paper's 729
     metrics["no_reference"] = float(len(cases) - len(ref_idx))
     metrics |= counts([s for _, _, s in parsed])
     return TaskScore(Task.captioning, metrics, table, context=ctx)

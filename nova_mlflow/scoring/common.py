@@ -49,8 +49,8 @@ class Scores:
 
 
 def status_of(answer: Answer | None, parsed: Parsed | None) -> str:
-    if answer is None:
-        return "missing"
+    if answer is None or (answer.status == "answered" and answer.text is None):
+        return "missing"  # no line, or a line saying "no answer" (text null)
     if answer.status == "api_error":
         return "api_error"
     if answer.status == "refused":
@@ -77,7 +77,7 @@ def parse_all(cases: list[Case], answers: Mapping[AnswerKey, Answer], task: Task
     for c in cases:
         a = answers.get((c.filename, task))
         p = None
-        if a is not None and a.status == "answered":
+        if a is not None and a.status == "answered" and a.text is not None:
             p = parse_answer(task, a.text, frame=frame, original=(c.image_width, c.image_height),
                              sent=(c.image_width, c.image_height))
         out.append((a, p, status_of(a, p)))

@@ -26,7 +26,7 @@ from nova_mlflow.metrics import captioning as cap
 from nova_mlflow.metrics import diagnosis as dx
 from nova_mlflow.metrics.language import words
 from nova_mlflow.parsing import parse_answer
-from nova_mlflow.schemas import Box, Case, Parsed, Task
+from nova_mlflow.schemas import Box, Case, LocalizationPrediction, Parsed, Task
 from nova_mlflow.scoring import captioning, diagnosis, localization
 
 K = 5
@@ -67,8 +67,8 @@ def _status(p: Parsed) -> dict[str, Any]:
 def localization_row(text: str | None, gold: Sequence[Box], frame: Frame = Frame.pixel_xyxy,
                      size: tuple[int, int] = DEFAULT_SIZE) -> dict[str, Any]:
     p = parse_answer(Task.localization, text, frame=frame, sent=size, original=size)
-    preds = list(p.prediction.boxes) if p.ok else []  # type: ignore[union-attr]
-    return {**_status(p), **localization.case_row(preds, list(gold))}
+    pred = p.prediction if isinstance(p.prediction, LocalizationPrediction) else None
+    return {**_status(p), **localization.case_row(pred, list(gold))}
 
 
 def caption_row(text: str | None, caption: str) -> dict[str, Any]:
@@ -110,12 +110,14 @@ def feedback_for(task: Task, row: Mapping[str, Any]) -> dict[str, tuple[Any, str
     why = _problem(row)
     if task is Task.localization:
         iou = _num(row.get("best_iou")) or 0.0
+        excl = _num(row.get("best_iou_excl"))
+        hit = iou if excl is None else excl  # the authors' hit rate (c) when the row has it
         boxes = f"predicted {row.get('pred_boxes', '[]')} vs gold {row.get('gold_boxes', '[]')}"
         det = (f"{int(row.get('detected30') or 0)}/{int(row.get('n_gold') or 0)} gold boxes "
                f"found at IoU 0.3, {int(row.get('false_positives30') or 0)} false positives")
         fb["best_iou"] = (round(iou, 4), why + boxes)
-        fb["hit_iou30"] = (iou >= 0.3, why + f"best IoU {iou:.3f}")
-        fb["hit_iou50"] = (iou >= 0.5, why + f"best IoU {iou:.3f}")
+        fb["hit_iou30"] = (hit >= 0.3, why + f"best IoU {hit:.3f} (exclusive sizes, any pair)")
+        fb["hit_iou50"] = (hit >= 0.5, why + f"best IoU {hit:.3f} (exclusive sizes, any pair)")
         fb["ap30"] = (round(_num(row.get("ap30")) or 0.0, 4), why + det)
     elif task is Task.captioning:
         for kind in ("clinical", "modality"):

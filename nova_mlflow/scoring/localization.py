@@ -1,4 +1,8 @@
-"""Task 1 (anomaly localization): answers -> per-case rows -> NOVA, COCO and P/R/F1 metrics.
+"""Task 1 (anomaly localization): answers -> per-case rows -> the three published definitions.
+
+(a) NOVA-protocol per-image AP (mAP30/50/50_95, ACC50, TP30/FP30), (b) COCO AP with every
+score 1.0 (coco_mAP*), (c) the authors' hit rate (hit30, hit50, mean_iou); plus order-free
+P/R/F1. results/localization_definitions.md (report/definitions.py) sets them side by side.
 
 `case_row` is the one place a case's localization columns are built: the per-case table,
 the traces' feedback, the GenAI scorers, compare and gate all read what it writes.
@@ -15,7 +19,9 @@ import pandas as pd
 
 from nova_mlflow.metrics import localization as loc
 from nova_mlflow.metrics.coco import coco_map
-from nova_mlflow.schemas import Answer, Box, Case, Task
+from nova_mlflow.metrics.components import localization_components
+from nova_mlflow.metrics.hit_rate import best_iou, hit_rate_metrics
+from nova_mlflow.schemas import Answer, Box, Case, LocalizationPrediction, Task
 from nova_mlflow.scoring.common import (
     AnswerKey,
     ScoreContext,
@@ -47,16 +53,24 @@ def n_gold_group(n: int) -> str:
     return "3+" if n >= 3 else str(n)
 
 
-def case_row(preds: list[Box], golds: list[Box]) -> dict[str, Any]:
-    """A case's localization columns from its predicted (emitted order) and gold boxes."""
-    pc = loc.per_case(preds, golds)
+def case_row(pred: LocalizationPrediction | None, golds: list[Box],
+             golds_as_written: list[Box] | None = None) -> dict[str, Any]:
+    """A case's localization columns from its prediction (boxes in emitted order; None: no
+    usable answer) and its gold boxes (clipped, and as written for the authors' hit rate).
+
+    Besides what people read (best IoU, boxes, size class), the row keeps every component
+    the case-clustered statistics resample (metrics/components.py), unrounded.
+    """
+    preds = list(pred.boxes) if pred is not None else []
+    parts = localization_components(preds, golds)
+    ious = loc.iou_matrix(preds, golds)
+    written = golds_as_written or golds
+    excl = best_iou(pred.as_written if pred is not None else [], [b.as_list() for b in written])
     return {
-        "n_gold": len(golds), "n_pred": len(preds), "n_gold_group": n_gold_group(len(golds)),
-        "size_class": size_class(golds),
+        "n_gold_group": n_gold_group(len(golds)), "size_class": size_class(golds),
         "gold_area_max": round(max((b.area for b in golds), default=0.0), 1),
-        "best_iou": round(pc.best_iou, 4), "detected30": pc.detected30,
-        "missed30": pc.missed30, "false_positives30": pc.false_positives30,
-        "ap30": round(pc.ap30, 4),
+        "best_iou": round(float(ious.max()) if ious.size else 0.0, 4),
+        **parts, "missed30": len(golds) - parts["detected30"], "best_iou_excl": excl,
         "gold_boxes": json.dumps([[round(v, 1) for v in b.as_list()] for b in golds]),
         "pred_boxes": json.dumps([[round(v, 1) for v in b.as_list()] for b in preds]),
     }
@@ -67,12 +81,15 @@ def score(cases: list[Case], answers: Mapping[AnswerKey, Answer], ctx: ScoreCont
     images: list[tuple[list[Box], list[Box]]] = []
     rows = []
     for c, (a, p, status) in zip(cases, parsed):
-        preds = list(p.prediction.boxes) if p is not None and p.ok else []  # type: ignore[union-attr]
-        images.append((preds, list(c.gold_boxes)))
+        pred = p.prediction if p is not None and p.ok else None
+        assert pred is None or isinstance(pred, LocalizationPrediction)
+        images.append((list(pred.boxes) if pred is not None else [], list(c.gold_boxes)))
         rows.append({"filename": c.filename, "case_id": c.case_id, "plane": c.derived.plane or "",
-                     "status": status, **case_row(preds, list(c.gold_boxes)),
+                     "status": status,
+                     **case_row(pred, list(c.gold_boxes), list(c.gold_boxes_as_written)),
                      "error": error_of(a, p), "answer": (a.text or "") if a else ""})
     by_name = [images[i] for i in sorted(range(len(cases)), key=lambda i: cases[i].filename)]
     metrics = {**loc.nova_protocol(images), **coco_map(by_name), **loc.prf_metrics(images),
+               **hit_rate_metrics([r["best_iou_excl"] for r in rows]),
                **counts([s for _, _, s in parsed])}
     return TaskScore(Task.localization, metrics, pd.DataFrame(rows), ctx)

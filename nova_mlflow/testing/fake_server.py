@@ -6,8 +6,9 @@ the default script runs the offline baseline detector on the image it receives a
 the boxes in the frame of the model named in the request, so the real SDKs, the parser and
 the frames are all exercised. Faults are injected at fixed rates from a seeded generator:
 429 with Retry-After, 500, slow answers past the client timeout, truncated JSON bodies,
-dropped connections. Every request is logged (route, model, body hash, status) so tests can
-prove that nothing was asked twice.
+dropped connections. Every request is logged (route, model, body hash, status, and the
+headers it came with) so tests can prove that nothing was asked twice and see which key, if
+any, a client sent where.
 
 Run standalone: python -m nova_mlflow.testing.fake_server --port 8765 --rate-429 0.2
 """
@@ -53,6 +54,15 @@ class LoggedRequest:
     body_sha256: str
     status: int
     fault: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
+
+    @property
+    def auth(self) -> str | None:
+        """The credential sent: `Authorization` (OpenAI route) or `x-goog-api-key` (Gemini);
+        None when the request carried no such header."""
+        if self.route == "gemini":
+            return self.headers.get("x-goog-api-key")
+        return self.headers.get("authorization")
 
 
 def guess_task(prompt: str) -> str:
@@ -271,6 +281,11 @@ def _make_handler(server: FakeModelServer):
         def do_GET(self) -> None:  # health check
             self._send(200, {"status": "ok", "requests": server.count()})
 
+        def _record(self, route: str, model: str, digest: str, status: int,
+                    fault: str = "") -> None:
+            server._record(LoggedRequest(route, model, digest, status, fault,
+                                         {k.lower(): v for k, v in self.headers.items()}))
+
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             digest = hashlib.sha256(raw).hexdigest()
@@ -281,7 +296,7 @@ def _make_handler(server: FakeModelServer):
             elif gem:
                 route, key = "gemini", self.headers.get("x-goog-api-key") or ""
             else:
-                server._record(LoggedRequest("unknown", "", digest, 404))
+                self._record("unknown", "", digest, 404)
                 self._send(404, {"error": {"message": f"no route {path}"}})
                 return
             try:
@@ -291,7 +306,7 @@ def _make_handler(server: FakeModelServer):
                 return
             model = body.get("model", "") if route == "openai" else gem.group(2)
             if server.api_key is not None and key != server.api_key:
-                server._record(LoggedRequest(route, model, digest, 401))
+                self._record(route, model, digest, 401)
                 self._send(401, {"error": {"code": 401, "message": "invalid api key",
                                            "status": "UNAUTHENTICATED"}})
                 return
@@ -299,18 +314,18 @@ def _make_handler(server: FakeModelServer):
                 time.sleep(server.plan.latency_s)
             fault = server._draw_fault()
             if fault == "429":
-                server._record(LoggedRequest(route, model, digest, 429, fault))
+                self._record(route, model, digest, 429, fault)
                 headers = {"Retry-After": server.plan.retry_after} if server.plan.retry_after else {}
                 self._send(429, {"error": {"code": 429, "message": "rate limited",
                                            "status": "RESOURCE_EXHAUSTED"}}, headers)
                 return
             if fault == "500":
-                server._record(LoggedRequest(route, model, digest, 500, fault))
+                self._record(route, model, digest, 500, fault)
                 self._send(500, {"error": {"code": 500, "message": "internal error",
                                            "status": "INTERNAL"}})
                 return
             if fault == "reset":
-                server._record(LoggedRequest(route, model, digest, 0, fault))
+                self._record(route, model, digest, 0, fault)
                 self.close_connection = True
                 self.connection.close()
                 return
@@ -322,8 +337,7 @@ def _make_handler(server: FakeModelServer):
             payload = (_openai_body if route == "openai" else _gemini_body)(model, text, tokens)
             truncated = fault == "truncated"
             # a truncated body is not a real answer; log it so tests can tell them apart
-            server._record(LoggedRequest(route, model, digest, 200 if not truncated else 299,
-                                         fault))
+            self._record(route, model, digest, 200 if not truncated else 299, fault)
             self._send(200, payload, truncate=truncated)
 
     return Handler

@@ -15,9 +15,7 @@ from nova_mlflow.tracking.runs import (
     run_ui_url,
     start_run,
     tracking_uri,
-    write_table_file,
 )
 
 __all__ = ["RunLogger", "answers_of_run", "ensure_registered", "fail_orphaned_runs", "get_run",
-           "is_unreachable", "resume_run", "run_ui_url", "start_run", "tracking_uri",
-           "write_table_file"]
+           "is_unreachable", "resume_run", "run_ui_url", "start_run", "tracking_uri"]

@@ -6,11 +6,9 @@ by tests/test_mlflow_compat.py (which fails loudly when an MLflow upgrade change
 result), and its caller falls back to the public call when the shortcut raises or is
 unavailable. Nothing outside this module touches an MLflow internal (tests/test_house.py).
 
-The shortcuts, and why each is worth keeping (figures in BENCHMARKS.md):
-- `logged_tables_tag`: the run tag `mlflow.log_table` maintains, written with the metrics in
-  one store call instead of three round trips per table (public: `mlflow.log_table`).
-- `linked_prompts_tag`: the run tag `mlflow.genai.load_prompt` writes inside a run, set when
-  the run is created (public: one `load_prompt` per prompt inside the run).
+The shortcuts, and why each is worth keeping (a shortcut whose gain is under 5% of a run's
+wall time is not: writing log_table's run tag by hand saved ~95 ms per run on sqlite and
+linking prompts through their tag ~30 ms, so both went back to the public calls):
 - `set_request_preview`: a trace's request preview (what the UI's "compare to" pairs rows
   by) set to the case key instead of the prompt text; there is no public setter (fallback:
   MLflow's own preview, which pairs no rows across prompt versions).
@@ -36,13 +34,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 log = logging.getLogger("nova_mlflow")
-
-LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"  # mlflow.utils.mlflow_tags.MLFLOW_LOGGED_ARTIFACTS
-LINKED_PROMPTS_TAG = "mlflow.linkedPrompts"  # TraceTagKey.LINKED_PROMPTS
 
 try:  # reserved keys; their values are fixed strings in MLflow 3
     from mlflow.tracing.constant import AssessmentMetadataKey, SpanAttributeKey, TraceMetadataKey
@@ -54,39 +49,6 @@ try:  # reserved keys; their values are fixed strings in MLflow 3
 except (ImportError, AttributeError):  # pragma: no cover - an MLflow that moved them
     SOURCE_RUN, CHAT_USAGE, MODEL = "mlflow.sourceRun", "mlflow.chat.tokenUsage", "mlflow.llm.model"
     ASSESSMENT_RUN = "mlflow.assessment.sourceRunId"
-
-
-def logged_tables_tag(existing: list[dict[str, str]], paths: Iterable[str]) -> str:
-    """The value of the `mlflow.loggedArtifacts` run tag after logging tables at `paths`."""
-    entries = list(existing)
-    for path in paths:
-        entry = {"path": path, "type": "table"}
-        if entry not in entries:
-            entries.append(entry)
-    return json.dumps(entries)
-
-
-def logged_tables(tags: Mapping[str, str]) -> list[dict[str, str]]:
-    """The entries of a run's `mlflow.loggedArtifacts` tag ([] if none or unreadable)."""
-    try:
-        value = json.loads(tags.get(LOGGED_ARTIFACTS_TAG, "[]"))
-    except json.JSONDecodeError:
-        return []
-    return value if isinstance(value, list) else []
-
-
-def linked_prompts_tag(uris: Iterable[str]) -> str:
-    """The `mlflow.linkedPrompts` tag linking "prompts:/name/version" URIs to a run: the
-    value load_prompt writes inside a run, built without a store call."""
-    entries: list[dict[str, str]] = []
-    for uri in uris:
-        name, _, version = uri.removeprefix("prompts:/").rpartition("/")
-        if not name or not version.isdigit():
-            raise ValueError(f"not a prompt version URI: {uri!r}")
-        entry = {"name": name, "version": version}
-        if entry not in entries:
-            entries.append(entry)
-    return json.dumps(entries)
 
 
 def set_request_preview(trace_id: str, key: Mapping[str, Any]) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import mlflow
-from mlflow.exceptions import MlflowException
 
 from nova_mlflow.tracking.runs import tracking_uri
 
@@ -27,13 +26,3 @@ def ensure_registered(name: str, template: str, sha256: str, version_label: str,
         commit_message=f"{version_label}: {description}"[:500],
         tags={"nova.version": version_label, "nova.sha256": sha256})
     return f"prompts:/{name}/{pv.version}"
-
-
-def registry_prompt_text(uri: str) -> str | None:
-    """Template text of a registry prompt URI, or None if the store does not hold it."""
-    tracking_uri()
-    try:
-        pv = mlflow.genai.load_prompt(uri, allow_missing=True, link_to_model=False)
-    except MlflowException:
-        return None
-    return None if pv is None else pv.template

@@ -7,11 +7,19 @@ settings) is the model_config, and answers come from nova_mlflow's provider laye
 serving environment needs nova-mlflow installed (and the provider's API key, if any).
 
 model_config keys: model, provider, frame, tasks, prompts {task: {name, version, sha256,
-text}}, settings {temperature, max_tokens, seed}, base_url, corpus, concurrency.
+text}}, settings {temperature, max_tokens, seed}, base_url, api_key_env, data, corpus,
+image_roots, concurrency.
 `corpus` only matters for model "baseline", whose diagnosis retrieves from other cases: a
 dataset spec ("demo", a directory); if absent or unreadable the index is empty and the
 baseline answers diagnosis with an empty text. Override at load time with
 `mlflow.pyfunc.load_model(uri, model_config={"corpus": PATH})`.
+
+Images: a served model reads files on its caller's behalf and sends their bytes to the model
+vendor, so `image_path` is read only under the directories in `image_roots` (default: the
+directory of the run's dataset, `data`, as it resolves where the model is loaded). A path
+outside them (after following links; relative paths are taken from the roots) is refused
+with an error in that row and nothing is sent. Load with
+`model_config={"image_roots": [DIR, ...]}` to allow others, or send `image_png`.
 
 predict(DataFrame) columns: task, filename, and as the task needs clinical_history,
 caption, image_path or image_png (PNG bytes, or base64 text when served as JSON); optional
@@ -47,6 +55,7 @@ class NovaConfigModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         self.config: dict[str, Any] = dict(getattr(context, "model_config", None) or {})
         self._cases = _corpus(self.config.get("corpus")) if self.config.get("model") == "baseline" else []
+        self.image_roots = image_roots(self.config)
         self._provider: Any = None
 
     def predict(self, context: Any, model_input: pd.DataFrame,
@@ -64,7 +73,8 @@ class NovaConfigModel(mlflow.pyfunc.PythonModel):
             from nova_mlflow.providers import create_provider
 
             self._provider = create_provider(self.config["model"], cases=self._cases,
-                                             base_url=self.config.get("base_url"))
+                                             base_url=self.config.get("base_url"),
+                                             api_key_env=self.config.get("api_key_env"))
         return self._provider
 
     async def _answer_all(self, rows: list[dict]) -> list[dict]:
@@ -108,7 +118,7 @@ class NovaConfigModel(mlflow.pyfunc.PythonModel):
         spec = (self.config.get("prompts") or {}).get(task.value)
         if spec is None:
             raise ValueError(f"this configuration has no prompt for task {task.value!r}")
-        png = _image(row)
+        png = _image(row, self.image_roots)
         size = _png_size(png) if png is not None else (IMAGE_SIZE, IMAGE_SIZE)
         if task.value in IMAGE_TASKS and png is None:
             raise ValueError(f"task {task.value} needs image_path or image_png")
@@ -131,14 +141,51 @@ def _text(v: Any) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
 
 
-def _image(row: dict) -> bytes | None:
+class ImageRefused(ValueError):
+    """An image_path outside the roots the model was loaded with: never read, never sent."""
+
+
+def image_roots(config: dict[str, Any]) -> list[Path]:
+    """The directories image_path may point into (resolved): `image_roots`, else the
+    directory of the run's dataset (`data`, else `corpus`); none if neither resolves."""
+    given = config.get("image_roots")
+    if given:
+        roots = [Path(str(p)).expanduser() for p in ([given] if isinstance(given, str) else given)]
+    else:
+        from nova_mlflow.data import dataset_root
+
+        spec = config.get("data") or config.get("corpus")
+        root = dataset_root(spec) if spec else None
+        roots = [root] if root is not None else []
+    return [r.resolve() for r in roots]
+
+
+def read_image(path: str, roots: list[Path]) -> bytes:
+    """The bytes of an image file under one of `roots`; anything else is refused."""
+    p = Path(path).expanduser()
+    inside = False
+    for candidate in ([p] if p.is_absolute() else [r / p for r in roots]):
+        real = candidate.resolve()  # links followed: a link out of a root is outside it
+        if any(real.is_relative_to(r) for r in roots):
+            inside = True
+            if real.is_file():
+                return real.read_bytes()
+    if inside:
+        raise ImageRefused(f"image_path {path!r}: no such file under the image roots")
+    allowed = ", ".join(str(r) for r in roots) or "none configured"
+    raise ImageRefused(f"image_path {path!r} is outside the image roots this model was loaded "
+                       f"with ({allowed}); send the PNG as image_png, or load the model with "
+                       "model_config={'image_roots': [DIR, ...]}")
+
+
+def _image(row: dict, roots: list[Path]) -> bytes | None:
     png = row.get("image_png")
     if isinstance(png, (bytes, bytearray)):
         return bytes(png)
     if isinstance(png, str) and png:
         return base64.b64decode(png)
     path = _text(row.get("image_path"))
-    return Path(path).read_bytes() if path else None
+    return read_image(path, roots) if path else None
 
 
 def _png_size(png: bytes) -> tuple[int, int]:

@@ -9,6 +9,7 @@ registry (pyfunc from code, versions, aliases, tags). Every store error a user c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -107,36 +108,56 @@ def table_tasks(run_id: str) -> set[str]:
             if Path(f.path).name.endswith("_cases.json")}
 
 
-def download_table(run_id: str, task: str) -> dict[str, Any] | None:
-    """The run's per-case table of `task` as {"columns": [...], "data": [[...]]}, or None."""
+@dataclass(frozen=True)
+class LoggedTable:
+    """A run's per-case table as logged: {"columns", "data"} and the file's sha256."""
+
+    path: str  # artifact path, tables/<task>_cases.json
+    content: dict[str, Any]
+    sha256: str
+
+
+def download_table(run_id: str, task: str) -> LoggedTable | None:
+    """The run's per-case table of `task`, or None if it logged none."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr readable
+    artifact = f"{TABLE_DIR}/{task}_cases.json"
     with tempfile.TemporaryDirectory(prefix="nova-table-") as tmp:
         try:
-            path = _client().download_artifacts(run_id, f"{TABLE_DIR}/{task}_cases.json", tmp)
+            path = _client().download_artifacts(run_id, artifact, tmp)
         except (MlflowException, OSError):
             return None
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        data = Path(path).read_bytes()
+    return LoggedTable(artifact, json.loads(data), hashlib.sha256(data).hexdigest())
 
 
 def log_run(experiment_id: str, run_name: str, files: Iterable[tuple[Path, str]],
-            tags: Mapping[str, str], params: Mapping[str, str] | None = None) -> str:
+            tags: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> str:
     """A new FINISHED run holding the given files (path, artifact dir); FAILED on error.
 
     Uses the client, not the fluent API, so no global active run is touched.
     """
     client = _client()
-    run = client.create_run(experiment_id, tags=dict(tags), run_name=run_name)
+    run = client.create_run(experiment_id, tags={k: str(v)[:MAX_TAG_LEN] for k, v in tags.items()},
+                            run_name=run_name)
     run_id = run.info.run_id
     try:
-        for key, value in (params or {}).items():
-            client.log_param(run_id, key, str(value)[:6000])
-        for path, artifact_dir in files:
-            client.log_artifact(run_id, str(path), artifact_dir)
+        log_to_run(run_id, files, {}, params)
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
     client.set_terminated(run_id, "FINISHED", int(time.time() * 1000))
     return run_id
+
+
+def log_to_run(run_id: str, files: Iterable[tuple[Path, str]], tags: Mapping[str, Any],
+               params: Mapping[str, Any] | None = None) -> None:
+    """Files, tags and params into an existing run (the `mlflow run` project run of a gate)."""
+    client = _client()
+    for key, value in (params or {}).items():
+        client.log_param(run_id, key, str(value)[:6000])
+    set_run_tags(run_id, tags)
+    for path, artifact_dir in files:
+        client.log_artifact(run_id, str(path), artifact_dir)
 
 
 def set_run_tags(run_id: str, tags: Mapping[str, Any]) -> None:

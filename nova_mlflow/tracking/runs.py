@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import time
 import warnings
@@ -22,15 +21,16 @@ from urllib.parse import urlparse
 
 import mlflow
 import pandas as pd
-from mlflow.entities import Metric, RunTag
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from nova_mlflow.errors import InputError
-from nova_mlflow.tracking import _compat
+from nova_mlflow.paths import pending_file
 
 log = logging.getLogger("nova_mlflow")
 
 MAX_PARAM_LEN = 6000
+PENDING_SYNC_TAG = "nova.pending_sync"  # the run's results are on disk, waiting for `sync`
 UPLOAD_THREADS = 8  # files uploaded at once to a remote artifact store
 
 
@@ -41,26 +41,6 @@ def tracking_uri() -> str:
         uri = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     return uri
-
-
-def write_table_file(df: pd.DataFrame, target: Path) -> None:
-    """The JSON file mlflow.log_table writes for `df`, byte for byte, in about a third of the time.
-
-    log_table calls `df.to_json(orient="split", index=False, date_format="iso")`. For that
-    orient pandas first copies the frame into Python lists (to_dict), boxing every cell in
-    Python; that copy is two thirds of the time. Written as the orient "values" arrays of the
-    header and of the rows, the same encoder walks the frame's columns itself.
-    tests/test_tracking_batched.py holds both ways to the same bytes.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if df.columns.empty or not all(isinstance(c, str) for c in df.columns):
-        df.to_json(target, orient="split", index=False, date_format="iso")
-        return
-    cells = df.astype(object)
-    header = pd.DataFrame([list(cells.columns)], dtype=object).to_json(orient="values")
-    rows = cells.to_json(orient="values", date_format="iso")
-    with open(target, "w", encoding="utf-8") as fh:
-        fh.write('{"columns":' + header[1:-1] + ',"data":' + rows + "}")
 
 
 class RunLogger:
@@ -92,39 +72,14 @@ class RunLogger:
     def table(self, df: pd.DataFrame, artifact_file: str) -> None:
         mlflow.log_table(data=df, artifact_file=artifact_file)
 
-    def results(self, metrics: Mapping[str, float], tables: Mapping[str, pd.DataFrame],
-                staging: Path) -> None:
-        """Aggregate metrics and per-case tables in one upload and one store write.
-
-        Each table is the file mlflow.log_table writes and is registered in the run tag
-        log_table maintains (_compat.logged_tables_tag), so the UI's evaluation view and
-        mlflow.load_table see it as a table. log_table itself costs three store round trips
-        per table; for a fresh file none is needed: all tables go up in one log_artifacts
-        and the tag goes with the metrics in one log_batch. A table already in the run (a
-        resumed run) is appended by log_table, as is every table if the shortcut fails.
-        """
-        known = _compat.logged_tables(self._tags_at_start)
-        fresh = {f: df for f, df in tables.items() if {"path": f, "type": "table"} not in known}
-        for f, df in tables.items():
-            if f not in fresh:
-                self.table(df, f)
-        tags: list[RunTag] = []
-        if fresh:
-            try:
-                tag = _compat.logged_tables_tag(known, fresh)
-            except Exception as exc:  # noqa: BLE001 - the public call instead
-                log.debug("table tag shortcut failed (%s); using log_table", exc)
-                for f, df in fresh.items():
-                    self.table(df, f)
-                fresh = {}
-            else:
-                shutil.rmtree(staging, ignore_errors=True)  # upload only this call's tables
-                for f, df in fresh.items():
-                    write_table_file(df, staging / f)
-                self.artifacts(staging)
-                tags.append(RunTag(_compat.LOGGED_ARTIFACTS_TAG, tag))
+    def results(self, metrics: Mapping[str, float], tables: Mapping[str, pd.DataFrame]) -> None:
+        """Per-case tables (mlflow.log_table: the UI's evaluation view and mlflow.load_table
+        read them; a table the run has already is appended to) and the aggregate metrics in
+        one store write."""
+        for artifact_file, df in tables.items():
+            self.table(df, artifact_file)
         now = int(time.time() * 1000)
-        MlflowClient().log_batch(self.run_id, tags=tags, metrics=[
+        MlflowClient().log_batch(self.run_id, metrics=[
             Metric(k, float(v), now, 0) for k, v in metrics.items()])
 
     def artifact(self, path: Path, artifact_path: str | None = None) -> None:
@@ -153,6 +108,11 @@ class RunLogger:
             for done in [pool.submit(client.log_artifact, self.run_id, *u) for u in uploads[1:]]:
                 done.result()  # the first failure is raised here, after the others finished
 
+    def clear_tag(self, key: str) -> None:
+        """Remove a tag if the run has it."""
+        if key in self._tags_at_start:
+            MlflowClient().delete_tag(self.run_id, key)
+
     def dict(self, data: Mapping[str, Any], artifact_file: str) -> None:
         mlflow.log_dict(dict(data), artifact_file)
 
@@ -174,8 +134,7 @@ def start_run(experiment: str, run_name: str | None = None,
     """Open a run (or attach to the one `mlflow run` made); FAILED on any exception.
 
     Inside another open run (a sweep's parent) the new run is its child. The registry
-    prompts in `prompt_uris` are linked to the run in the same store write that creates it
-    (_compat.linked_prompts_tag; else load_prompt inside the run, the public way).
+    prompts in `prompt_uris` are linked to the run by loading them inside it.
     """
     tracking_uri()
     parent = mlflow.active_run()
@@ -184,17 +143,10 @@ def start_run(experiment: str, run_name: str | None = None,
         exp = mlflow.set_experiment(experiment)
         fail_orphaned_runs(exp.experiment_id)
     all_tags = {**(tags or {}), "nova.host": socket.gethostname(), "nova.pid": os.getpid()}
-    link_later: list[str] = []
-    if prompt_uris:
-        try:
-            all_tags[_compat.LINKED_PROMPTS_TAG] = _compat.linked_prompts_tag(prompt_uris)
-        except Exception as exc:  # noqa: BLE001 - the public call instead
-            log.debug("prompt link shortcut failed (%s); using load_prompt", exc)
-            link_later = list(prompt_uris)
     run = mlflow.start_run(run_name=None if attach else run_name, nested=parent is not None,
                            tags={k: str(v) for k, v in all_tags.items()})
-    for uri in link_later:
-        mlflow.genai.load_prompt(uri)
+    for uri in dict.fromkeys(prompt_uris or []):
+        mlflow.genai.load_prompt(uri)  # inside the run: links the version to it
     logger = RunLogger(run)
     try:
         yield logger
@@ -217,7 +169,10 @@ def resume_run(run_id: str) -> Iterator[RunLogger]:
     try:
         yield logger
     except BaseException:
-        mlflow.end_run(status="FAILED")
+        try:
+            mlflow.end_run(status="FAILED")
+        except Exception as exc:  # the server may be the thing that failed; keep the first error
+            log.warning("could not mark run %s FAILED (%s)", logger.run_id, type(exc).__name__)
         raise
     else:
         mlflow.end_run(status="FINISHED")
@@ -251,7 +206,9 @@ def fail_orphaned_runs(experiment_id: str) -> list[str]:
     """Mark FAILED the RUNNING runs of this host whose process is gone (a kill -9).
 
     A killed process cannot close its run; the next run on the same machine does it, with
-    the reason as a tag. Runs of other hosts are left alone (their process may be alive).
+    the reason as a tag. Runs of other hosts are left alone (their process may be alive),
+    and so are runs whose results wait on disk for `nova-mlflow sync` (their process ended
+    on purpose when the server went away): those get the tag `nova.pending_sync` instead.
     """
     client = MlflowClient()
     host = socket.gethostname()
@@ -261,6 +218,11 @@ def fail_orphaned_runs(experiment_id: str) -> list[str]:
     closed = []
     for r in found:
         pid = r.data.tags.get("nova.pid", "")
+        pending = pending_file(r.info.run_id)
+        if pending.is_file():
+            if r.data.tags.get(PENDING_SYNC_TAG) != str(pending):
+                client.set_tag(r.info.run_id, PENDING_SYNC_TAG, str(pending))
+            continue
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             client.set_tag(r.info.run_id, "nova.failed_reason",
                            f"process {pid} on {host} ended without closing the run (killed?)")

@@ -96,11 +96,22 @@ DIAGNOSES = (
 )
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What a rendered slice shows, for its caption: plane, sequence, signal word, and per
+    lesion where it is (side, lobe, depth) and its size (the box's longer side, px)."""
+
+    plane: str
+    seq: str
+    sig: str
+    where: list[tuple[str, str, str]]
+    sizes: list[float]
 
 
-def caption(rng: np.random.Generator, dx: Dx, plane: str, seq: str, sig: str,
-             where: list[tuple[str, str, str]], sizes: list[float]) -> str:
-    head = f"{plane.capitalize()} {SEQ_WORD[seq]} image shows"
+def caption(rng: np.random.Generator, dx: Dx, seen: Seen) -> str:
+    """The expert caption of a demo slice, from a per-diagnosis template."""
+    plane, sig, where, sizes = seen.plane, seen.sig, seen.where, seen.sizes
+    head = f"{plane.capitalize()} {SEQ_WORD[seen.seq]} image shows"
     size = "small " if max(sizes) < 25 else "large " if max(sizes) > 60 else ""
     if len(where) == 1:
         side, lobe, depth = where[0]
@@ -117,7 +128,6 @@ def caption(rng: np.random.Generator, dx: Dx, plane: str, seq: str, sig: str,
         text = (f"{head} {n} {size}{sig} {depth} {dx.noun}s in {hemi} "
                 f"({' and '.join(lobes)} lobe{'s' if len(lobes) > 1 else ''}).")
     return text + (" No other abnormality is seen." if rng.random() < 0.3 else "")
-
 
 
 def history(rng: np.random.Generator, dx: Dx) -> str:

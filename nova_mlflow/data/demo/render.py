@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
-from nova_mlflow.data.demo.content import SIZE, Dx, caption
+from nova_mlflow.data.demo.content import SIZE, Dx, Seen, caption
 
 LOOKS = {"T1": (0.82, 0.52, 0.12), "T2": (0.38, 0.58, 0.95), "FLAIR": (0.48, 0.66, 0.08)}
 
@@ -215,7 +215,7 @@ def render(rng: np.random.Generator, tpl: Templates, dx: Dx, plane: str, mm: flo
     boxes = [_bbox(m) for m in masks]
     where = [_where(m, head, plane, mm) for m in masks]
     sig = "hyperintense" if sign == "+" else "hypointense"
-    text = caption(rng, dx, plane, seq, sig, where, [max(b[2:]) for b in boxes])
+    text = caption(rng, dx, Seen(plane, seq, sig, where, [max(b[2:]) for b in boxes]))
     noise = rng.normal(0, 1, base.shape) * (0.008 + 0.017 * brain)
     def as_u8(a: np.ndarray) -> np.ndarray:  # same noise on both, so they differ only by lesions
         return np.clip(np.round((a + noise) * 255), 0, 255).astype(np.uint8)
