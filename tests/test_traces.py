@@ -270,6 +270,7 @@ def test_a_span_that_cannot_open_costs_nothing(demo_dir, monkeypatch):
     the call and the judge call go on with no span, and nothing is left to end."""
     from nova_mlflow.tracking import traces as tracking_traces
     from nova_mlflow.data import load_dataset
+    from nova_mlflow.prompts import load_prompt
     from nova_mlflow.providers.base import Request
 
     def refuse(*a, **k):
@@ -282,8 +283,8 @@ def test_a_span_that_cannot_open_costs_nothing(demo_dir, monkeypatch):
                   prompt="hello", prompt_version="v1")
     with tracer.span(case, Task.diagnosis, req) as call:
         assert call is None
-    with tracer.judge_span(req, judge_model="gpt-4o", prompt_name="judge", prompt_version="v1",
-                           prediction="A", truth="B", cases=[case]) as judged:
+    prompt = load_prompt("judge")
+    with tracer.judge_span(req, "gpt-4o", prompt, ("A", "B"), [case]) as judged:
         assert judged is None
     assert tracer.trace_ids == {} and tracer.judge_trace_ids == []
     assert tracer.seconds > 0

@@ -52,7 +52,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 from mlflow.entities import SpanEvent, SpanType
@@ -64,6 +64,11 @@ from nova_mlflow.schemas import Answer, Case, Task
 from nova_mlflow.secrets import redact
 from nova_mlflow.tracking import _compat
 from nova_mlflow.tracking.export import batch_exports
+
+if TYPE_CHECKING:  # types only: the tracer is handed these, it does not make them
+    from nova_mlflow.calls.runner import Outcome
+    from nova_mlflow.metrics.matching import Verdict
+    from nova_mlflow.prompts import Prompt
 
 log = logging.getLogger("nova_mlflow")
 
@@ -173,33 +178,29 @@ def _parsed(answer: Answer, frame: Frame | None, case: Case) -> Any:
 class JudgeSpan(_RootSpan):
     """One judge call's root span: failed attempts as events, then the verdict it gave."""
 
-    def finish_verdict(self, *, status: str, text: str | None, match: bool, reason: str,
-                       input_tokens: int | None = None, output_tokens: int | None = None,
-                       latency_s: float | None = None, attempts: int | None = None,
-                       error: str | None = None) -> None:
-        """`status`: answered, unreadable (no verdict in the answer) or api_error."""
+    def finish_verdict(self, status: str, verdict: Verdict, outcome: Outcome) -> None:
+        """`status`: answered, unreadable (no verdict in the answer) or api_error; the judge
+        call's text, tokens, latency, attempts and error come from its `outcome`."""
         try:
-            self._finish_verdict(status, text, match, reason, input_tokens, output_tokens,
-                                 latency_s, attempts, error)
+            self._finish_verdict(status, verdict, outcome)
         except Exception as exc:  # noqa: BLE001 - tracing must never cost a verdict
             log.debug("could not record a verdict on a trace span: %s", exc)
 
-    def _finish_verdict(self, status: str, text: str | None, match: bool, reason: str,
-                        input_tokens: int | None, output_tokens: int | None,
-                        latency_s: float | None, attempts: int | None, error: str | None) -> None:
-        span = self._span
-        outputs: dict[str, Any] = {"text": text, "status": status,
-                                   "verdict": {"match": match, "reason": redact(reason) or ""}}
-        if error:
-            outputs["error"] = redact(error)
+    def _finish_verdict(self, status: str, verdict: Verdict, outcome: Outcome) -> None:
+        span, resp = self._span, outcome.response
+        outputs: dict[str, Any] = {"text": resp.text if resp is not None else None,
+                                   "status": status, "verdict": {
+                                       "match": verdict.match,
+                                       "reason": redact(verdict.reason) or ""}}
+        if outcome.error:
+            outputs["error"] = redact(outcome.error)
         span.set_outputs(outputs)
-        attrs: dict[str, Any] = {"nova.status": status, "nova.verdict": match,
-                                 "nova.attempts": attempts or 0,
-                                 "nova.latency_s": latency_s or 0.0}
-        if input_tokens is not None or output_tokens is not None:
-            i, o = input_tokens or 0, output_tokens or 0
-            attrs[_compat.CHAT_USAGE] = {"input_tokens": i, "output_tokens": o,
-                                                  "total_tokens": i + o}
+        attrs: dict[str, Any] = {"nova.status": status, "nova.verdict": verdict.match,
+                                 "nova.attempts": outcome.attempts or 0,
+                                 "nova.latency_s": outcome.latency_s or 0.0}
+        if resp is not None and (resp.input_tokens is not None or resp.output_tokens is not None):
+            i, o = resp.input_tokens or 0, resp.output_tokens or 0
+            attrs[_compat.CHAT_USAGE] = dict(input_tokens=i, output_tokens=o, total_tokens=i + o)
         span.set_attributes(attrs)
         if status == "api_error":
             span.set_status("ERROR")
@@ -312,22 +313,22 @@ class Tracer:
             self.link_seconds += time.perf_counter() - t0
 
     @contextmanager
-    def judge_span(self, request: Request, *, judge_model: str, prompt_name: str,
-                   prompt_version: str, prediction: str, truth: str, cases: Iterable[Case] = ()
+    def judge_span(self, request: Request, judge_model: str, prompt: Prompt,
+                   pair: tuple[str, str], cases: Iterable[Case] = ()
                    ) -> Iterator[JudgeSpan | None]:
         """Root span around one judge call; yields None if tracing is unavailable.
 
-        `cases`: the cases whose answers gave this (prediction, truth) pair (the judge asks
-        once per distinct pair); the first one names the trace (tags nova.case_id/filename).
+        `pair`: (prediction, truth); `cases`: the cases whose answers gave this pair (the
+        judge asks once per distinct pair); the first one names the trace (tags
+        nova.case_id/filename).
         """
-        opener = partial(self._open_judge_call, request, judge_model, prompt_name,
-                         prompt_version, prediction, truth, list(cases))
+        opener = partial(self._open_judge_call, request, judge_model, prompt, pair, list(cases))
         with self._root(opener, "judge trace") as call:
             yield call
 
-    def _open_judge_call(self, request: Request, judge_model: str, prompt_name: str,
-                         prompt_version: str, prediction: str, truth: str, cases: list[Case]
-                         ) -> JudgeSpan | None:
+    def _open_judge_call(self, request: Request, judge_model: str, prompt: Prompt,
+                         pair: tuple[str, str], cases: list[Case]) -> JudgeSpan | None:
+        prediction, truth = pair
         owners = [{"case_id": c.case_id, "filename": c.filename,
                    "trace_id": self.trace_ids.get((c.filename, Task.diagnosis))}
                   for c in cases]
@@ -335,7 +336,7 @@ class Tracer:
         inputs = {"case_id": first["case_id"], "filename": first["filename"],
                   "task": JUDGE_TASK, "role": "judge", "model": judge_model,
                   "judged_model": self.model,
-                  "prompt": {"name": prompt_name, "version": prompt_version},
+                  "prompt": {"name": prompt.name, "version": prompt.version},
                   "prediction": prediction, "truth": truth, "cases": owners,
                   "text": request.prompt}
         span = mlflow.start_span_no_context(
@@ -346,7 +347,7 @@ class Tracer:
             tags={"nova.task": JUDGE_TASK, ROLE_TAG: "judge",
                   "nova.filename": first["filename"], "nova.case_id": first["case_id"],
                   "nova.n_cases": str(len(owners)), "nova.judge_model": judge_model,
-                  "nova.prompt_version": prompt_version},
+                  "nova.prompt_version": prompt.version},
             metadata={_compat.SOURCE_RUN: self.run_id},
             experiment_id=self.experiment_id)
         if not _recording(span):
