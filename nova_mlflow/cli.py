@@ -1,5 +1,4 @@
 """`nova-mlflow` command line: a thin shell over the library (the only module importing click).
-
 Logs go to stderr; with --json, stdout carries exactly one JSON object. Exit codes: 0 ok,
 1 gate rejected, 2 bad input (one line naming file, row, field), 3 provider failure.
 """
@@ -13,11 +12,10 @@ import sys
 from pathlib import Path
 
 import click
-from pydantic import ValidationError
 
 from nova_mlflow import __version__
 from nova_mlflow.errors import InputError, NovaError
-from nova_mlflow.schemas import Frame, Task
+from nova_mlflow.names import Frame, Task
 
 TASK_NAMES = [t.value for t in Task]
 
@@ -63,6 +61,8 @@ def _call(fn, *args, **kwargs):
     Anything a library prints (MLflow prints "View run ... at ..." for server runs) goes to
     stderr: stdout is reserved for the one --json object.
     """
+    from pydantic import ValidationError  # here, not at import: `--help` stays light
+
     try:
         with contextlib.redirect_stdout(sys.stderr):
             return fn(*args, **kwargs)

@@ -208,9 +208,7 @@ class _JudgeCalls:
         j = self.judge
         if j.tracer is None:
             return nullcontext()
-        return j.tracer.judge_span(request, judge_model=j.model, prompt_name=j.prompt.name,
-                                   prompt_version=j.prompt.version, prediction=pair[0],
-                                   truth=pair[1], cases=self.owners.get(pair, []))
+        return j.tracer.judge_span(request, j.model, j.prompt, pair, self.owners.get(pair, []))
 
     def result(self, pair: tuple[str, str], request: Request, outcome: Outcome,
                span: Any) -> tuple[tuple[str, str], Verdict]:
@@ -219,9 +217,7 @@ class _JudgeCalls:
             u.api_errors += 1
             verdict = Verdict(False, f"judge call failed: {outcome.error}")
             if span is not None:
-                span.finish_verdict(status="api_error", text=None, match=False,
-                                    reason=verdict.reason, error=outcome.error,
-                                    latency_s=outcome.latency_s, attempts=outcome.attempts)
+                span.finish_verdict("api_error", verdict, outcome)
             return pair, verdict
         u.calls += 1
         u.input_tokens += resp.input_tokens or 0
@@ -235,8 +231,6 @@ class _JudgeCalls:
             if j.cache is not None:
                 j.cache.put_verdict(j.key(*pair), verdict, j.model, j.endpoint)
         if span is not None:
-            span.finish_verdict(status="answered" if read is not None else "unreadable",
-                                text=resp.text, match=verdict.match, reason=verdict.reason,
-                                input_tokens=resp.input_tokens, output_tokens=resp.output_tokens,
-                                latency_s=outcome.latency_s, attempts=outcome.attempts)
+            span.finish_verdict("answered" if read is not None else "unreadable", verdict,
+                                outcome)
         return pair, verdict

@@ -8,11 +8,12 @@ x/y/width/height dicts in data/boxes.py), nowhere else.
 from __future__ import annotations
 
 import math
-from enum import Enum
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from nova_mlflow.names import ALL_TASKS, Frame, Task  # noqa: F401  (re-exported: schemas is their home too)
 
 #: Version of the prediction / answer records written by this package. Bump it together with
 #: a migration function in migrations.py, so old runs can still be re-scored.
@@ -32,24 +33,6 @@ SCHEMA_VERSION = 2
 METRICS_VERSION = 2
 
 IMAGE_SIZE = 480  # NOVA slices are 480 x 480
-
-
-class Task(str, Enum):
-    localization = "localization"
-    captioning = "captioning"
-    diagnosis = "diagnosis"
-
-
-ALL_TASKS: tuple[Task, ...] = (Task.localization, Task.captioning, Task.diagnosis)
-
-
-class Frame(str, Enum):
-    """The coordinate frame a model writes its boxes in (parsing/frames.py converts)."""
-
-    pixel_xyxy = "pixel_xyxy"  # our prompts: [x1, y1, x2, y2] in pixels of the image sent
-    gemini_yxyx_1000 = "gemini_yxyx_1000"  # Gemini 2.x box_2d: [ymin, xmin, ymax, xmax] on 0-1000
-    qwen25_resized_xyxy = "qwen25_resized_xyxy"  # Qwen2.5-VL: pixels of the smart_resize'd image
-    qwen2_xyxy_1000 = "qwen2_xyxy_1000"  # Qwen2-VL: [x1, y1, x2, y2] on 0-1000
 
 
 class Frozen(BaseModel):

@@ -1,6 +1,9 @@
 """Benchmark: MLflow logging of a 906-case run against scoring alone, sqlite and `mlflow server`.
 
-Issue 7's target: logging a 906-case run costs well under 10% of its scoring time.
+Target (issue 17, restating issue 7's "well under 10% of scoring"): the package's cost above
+MLflow's own bare run (create it, one params batch, one metrics batch, end it: `bare_run`)
+is at most 5% of the scoring time, on sqlite. What the store itself charges for any run is
+MLflow's, not the package's; the server (HTTP) figures are reported alongside, not targeted.
 
 One process, the 906-case synthetic dataset (perf/synthetic.py) and the canned answers
 of every case x task. Each repeat scores the three tasks (`scoring.MODULES[task].score`, the
@@ -62,13 +65,14 @@ def _free_port() -> int:
 
 
 @contextmanager
-def mlflow_server(tmp: Path):
-    """`mlflow server --workers 1` on 127.0.0.1 in its own process group; yields (url, start_s)."""
+def mlflow_server(tmp: Path, backend: str | None = None, workers: int = 1):
+    """`mlflow server --workers N` on 127.0.0.1 in its own process group (backend store: a
+    sqlite file in `tmp`, or the `backend` URI); yields (url, start_s)."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     mlflow_bin = Path(sys.executable).with_name("mlflow")
-    cmd = [str(mlflow_bin), "server", "--workers", "1", "--host", "127.0.0.1", "--port", str(port),
-           "--backend-store-uri", f"sqlite:///{tmp / 's.db'}",
+    cmd = [str(mlflow_bin), "server", "--workers", str(workers), "--host", "127.0.0.1",
+           "--port", str(port), "--backend-store-uri", backend or f"sqlite:///{tmp / 's.db'}",
            "--artifacts-destination", str(tmp / "a"), "--serve-artifacts"]
     log = open(tmp / "server.log", "w")
     t = time.perf_counter()
@@ -320,15 +324,20 @@ def render(res: dict, meta: dict) -> str:
         + (f", which answered /health {server_start_s:.1f} s after it was started" if server_start_s else "")
         + ". Steady state = median (min-max) of the repeats after a first run in the process.",
         "",
-        "| store | scoring (3 tasks) | MLflow logging | logging / scoring | report files (not MLflow) | "
+        "| store | scoring (3 tasks) | MLflow logging | bare run (MLflow's floor) | package "
+        "above the bare run / scoring | logging / scoring | report files (not MLflow) | "
         "first run: logging |",
-        "|---|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for st in stores:
         reps = res[st]["reps"]
         ratio = summary([r["logging"] / r["scoring"] for r in reps])
+        bare = res[st].get("bare_s", 0.0)
+        above = summary([(r["logging"] - bare) / r["scoring"] for r in reps])
         lines.append(f"| {st} | {spread([r['scoring'] for r in reps])} | "
-                     f"{spread([r['logging'] for r in reps])} | {ratio['median'] * 100:.0f}% "
+                     f"{spread([r['logging'] for r in reps])} | {fmt_s(bare)} | "
+                     f"{above['median'] * 100:.1f}% ({above['min'] * 100:.1f} to "
+                     f"{above['max'] * 100:.1f}%) | {ratio['median'] * 100:.0f}% "
                      f"({ratio['min'] * 100:.0f}-{ratio['max'] * 100:.0f}%) | "
                      f"{spread([r['report files'] for r in reps])} | "
                      f"{fmt_s(res[st]['first']['logging'])} |")
@@ -351,17 +360,21 @@ def render(res: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
-#: "well under 10%" read as at most half of it
+#: the package's logging cost above MLflow's bare run, as a share of scoring (sqlite)
 WELL_UNDER = 0.05
 
 
+def above_bare(res: dict, store: str) -> float:
+    """Median over the repeats of (logging - bare run) / scoring."""
+    bare = res[store].get("bare_s", 0.0)
+    return summary([(r["logging"] - bare) / r["scoring"] for r in res[store]["reps"]])["median"]
+
+
 def verdict(ratio: float) -> str:
-    """The issue's target is "well under 10%"; under 10% alone does not meet it."""
+    """Target: the package's cost above the bare run at most 5% of scoring (sqlite)."""
     if ratio <= WELL_UNDER:
-        return f"met: well under 10% (at most {WELL_UNDER:.0%})"
-    if ratio < 0.1:
-        return f"NOT met: under 10%, not well under (at most {WELL_UNDER:.0%})"
-    return "NOT met: over 10%"
+        return f"met: at most {WELL_UNDER:.0%}"
+    return f"NOT met: over {WELL_UNDER:.0%}"
 
 
 def findings(res: dict, meta: dict) -> list[str]:
@@ -372,10 +385,13 @@ def findings(res: dict, meta: dict) -> list[str]:
     out = ["Findings:", ""]
     for store in res:
         ratio = summary([r["logging"] / r["scoring"] for r in res[store]["reps"]])["median"]
+        above = above_bare(res, store)
         parts = sorted(LOG_PARTS, key=lambda p: -med(store, p))[:3]
-        out.append(f"- {store}: logging is {ratio * 100:.0f}% of scoring "
-                   f"({verdict(ratio)}; 10% is {fmt_s(0.1 * med(store, 'scoring'))} here). "
-                   "Largest parts: "
+        target = (f"target, sqlite: package cost above the bare run at most 5% of scoring: "
+                  f"{verdict(above)}" if store == "sqlite" else "no target for a server")
+        out.append(f"- {store}: logging is {ratio * 100:.0f}% of scoring, of which MLflow's "
+                   f"bare run {fmt_s(res[store].get('bare_s', 0.0))}; the package's cost above "
+                   f"it is {above * 100:.1f}% of scoring ({target}). Largest parts: "
                    + ", ".join(f"{p} {fmt_s(med(store, p))}" for p in parts) + ".")
     fp = meta["fixed_parts"]
     out.append("- What the package does to keep logging small (nova_mlflow/tracking/): the "

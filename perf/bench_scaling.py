@@ -211,6 +211,8 @@ def child_main(a: argparse.Namespace) -> None:
     """One staged run in this (fresh) process; prints one JSON line on stdout."""
     t_start = time.perf_counter()
     isolate(a.store)
+    if os.environ.get("NOVA_SCALING_CACHE"):  # a response cache of its own (cached re-runs)
+        os.environ["NOVA_MLFLOW_CACHE"] = os.environ["NOVA_SCALING_CACHE"]
     stages = Stages()
     with stages("import nova_mlflow + mlflow"):
         import mlflow  # noqa: F401

@@ -159,14 +159,14 @@ def main() -> None:
                 f"({100 * cached / by['cached-no-traces']['wall']:.0f} %, "
                 f"{cached / calls * 1000:.0f} ms per cached answer).")
     reading = (
-        "How to read it: spans are exported by MLflow's background queue while later calls "
-        "are in flight, so in a live run part of the export hides behind the model latency; "
-        "what is left shows as the wait after scoring. A cached run has no latency to hide "
-        "behind: every cache hit is re-logged as a trace of its own (tag nova.cached=true), "
-        "so its export (a trace row and a span row per trace) is paid in full. Assessments "
-        "(expectations + feedback) go into sqlite in one transaction; through MLflow's public "
-        "API they cost one transaction each. For very large sweeps, `--no-traces` skips all "
-        "of it.")
+        "How to read it: traces are written while later calls are in flight; on a local SQL "
+        "store 100 at a time (tracking/export.py: their rows in one transaction, then one "
+        "log_spans call), fast enough to keep up with a run's calls, so what is left after "
+        "scoring is the last batch. A cached re-run logs no trace per cached answer: it links "
+        "the trace of the call that produced each answer to itself (tracking/linking.py), "
+        "then adds its own assessments to it. Assessments (expectations + feedback) go into "
+        "sqlite in one transaction; through MLflow's public API they cost one transaction "
+        "each. For very large sweeps, `--no-traces` skips all of it.")
     lines += ["", overhead, "", reading]
     body = "\n".join(lines)
     print(body)

@@ -2,8 +2,9 @@
 
 Rows: the text and boxes of the real NOVA metadata (../shared/data/nova-metadata, 906 rows)
 when it is present, else of the offline demo set (48 rows); row i is source row i mod m, and
-rows past the first m get new case ids and filenames ("case0183r1_001.png"), so 9,060 cases
-are the 906 real ones ten times over. bbox_gold / bbox_raters are the source's own
+rows past the first m get new case ids and filenames ("case0183r1_001.png") and a marked
+clinical history (so no two copies send the same diagnosis request), so 9,060 cases are the
+906 real ones ten times over. bbox_gold / bbox_raters are the source's own
 Python-literal strings, so the normal reader validates them.
 
 Images: the demo set's 480 x 480 PNGs (built offline from nilearn's MNI template), image i
@@ -33,7 +34,7 @@ if __package__ in (None, ""):
 
 from perf import ROOT, workdir
 
-VERSION = "synthetic-v1"
+VERSION = "synthetic-v2"  # v2: copies past the first block have their own clinical history
 REAL_CSV = ROOT.parent / "shared" / "data" / "nova-metadata" / "NOVA_metadata.csv"
 CSV_NAME = "NOVA_metadata.csv"
 COLUMNS = ("filename", "caption", "case_id", "scan_id", "title", "publication_date",
@@ -90,11 +91,16 @@ def demo_images() -> list[bytes]:
 
 
 def _rename(row: dict[str, str], block: int) -> dict[str, str]:
+    """Row of copy `block` (0: the source row): new case id and filename, and a clinical
+    history of its own, so its diagnosis request is its own (as a real case's would be)
+    instead of a repeat that the response cache would answer from another case."""
     if block == 0:
         return row
     case_id = f"{row['case_id']}r{block}"
     suffix = row["filename"].rsplit("_", 1)[-1] if "_" in row["filename"] else f"{block}.png"
-    return {**row, "case_id": case_id, "filename": f"{case_id}_{suffix}"}
+    history = f"{row.get('clinical_history', '')} (synthetic copy {block})".strip()
+    return {**row, "case_id": case_id, "filename": f"{case_id}_{suffix}",
+            "clinical_history": history}
 
 
 def build(n: int, dest: Path | None = None, *, text: str = "auto") -> Path:

@@ -152,3 +152,26 @@ def test_tracking_server_refusing_us_is_one_line(tmp_path, demo_dir, monkeypatch
     lines = [l for l in res.stderr.splitlines() if l.startswith("nova-mlflow: error:")]
     assert len(lines) == 1 and "MLFLOW_TRACKING_URI" in lines[0]
     assert "Traceback" not in res.stderr
+
+
+def test_images_are_decoded_once_per_machine_and_a_changed_one_again(tmp_path, monkeypatch):
+    """A PNG that decoded is remembered by its sha256 and not decoded by the next load; a
+    file whose bytes changed (a truncated copy) is decoded again and still fails."""
+    from nova_mlflow.data import images, load_dataset
+
+    monkeypatch.setenv("NOVA_MLFLOW_CACHE", str(tmp_path / "cache"))
+    decoded = []
+    real = images._decode_check
+    monkeypatch.setattr(images, "_decode_check",
+                        lambda data, path: (decoded.append(path.name), real(data, path)))
+    rows = [good_row(1), good_row(2), good_row(3, caption="Another caption.")]
+    root = write_dataset(tmp_path / "d", rows)
+    (root / "images" / "case0003_001.png").write_bytes(png_bytes(value=7))
+    first = load_dataset(root)
+    assert {"case0001_001.png", "case0003_001.png"} <= set(decoded)
+    decoded.clear()
+    assert load_dataset(root).digest == first.digest and decoded == []
+    (root / "images" / "case0002_001.png").write_bytes(png_bytes()[:60])
+    code, err = _validate(root)
+    assert code == 2
+    _assert_one_line(err, "row 2", "field 'filename'", "unreadable PNG")

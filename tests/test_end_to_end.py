@@ -196,3 +196,52 @@ def test_mlflow_run_project_failure_is_marked_failed(tmp_path, demo_dir):
     assert proc.returncode != 0
     _, run = _only_run(tmp_path)
     assert run.info.status == "FAILED"
+
+
+HEAVY = ("mlflow", "pandas", "numpy", "pydantic", "matplotlib", "nltk", "scipy", "sklearn",
+         "pycocotools", "openai", "google.genai", "nilearn", "PIL", "sqlalchemy")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["evaluate", "--help"],
+                                  ["--version"]])
+def test_help_imports_nothing_heavy(argv):
+    """`nova-mlflow --help` (and a command's) prints without importing MLflow, pandas,
+    numpy, pydantic or any other heavy module (checked in a fresh interpreter)."""
+    code = ("import sys, json\n"
+            "from nova_mlflow.cli import main\n"
+            "try:\n"
+            f"    main({argv!r}, prog_name='nova-mlflow')\n"
+            "except SystemExit as e:\n"
+            "    assert e.code in (0, None), e.code\n"
+            f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]), file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Usage:" in out.stdout or "version" in out.stdout
+    assert json.loads(out.stderr.strip().splitlines()[-1]) == []
+
+
+def test_the_command_exits_quickly_with_everything_written(tmp_path, demo_dir):
+    """`python -m nova_mlflow` leaves through __main__.entry (exit handlers, then no interpreter
+    teardown): the exit code, the one JSON object on stdout, the finished run, its traces
+    with their assessments and its files are all there; a bad input still exits 2."""
+    import mlflow
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "nova_mlflow", "run", "--limit", "3", "--tasks",
+                          "diagnosis", "--json", "--no-progress"], capture_output=True,
+                         text=True, cwd=tmp_path, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads(out.stdout)
+    assert metrics["diagnosis/answered"] == 3
+    client, run = _only_run(tmp_path)
+    assert run.info.status == "FINISHED"
+    assert "answers/answers.jsonl" in _artifacts(client, run.info.run_id)
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    traces = mlflow.search_traces(locations=[run.info.experiment_id], run_id=run.info.run_id,
+                                  return_type="list")
+    assert len(traces) == 3 and all(t.info.assessments for t in traces)
+    bad = subprocess.run([sys.executable, "-m", "nova_mlflow", "validate", "--data",
+                          str(tmp_path / "nowhere")], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("nova-mlflow: error: ")

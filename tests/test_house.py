@@ -26,7 +26,7 @@ LAYERS = {
     "testing": 3,
     "metrics": 2, "parsing": 2, "data": 2, "providers": 2, "prompts": 2,
     "schemas": 1, "errors": 1, "paths": 1, "config": 1, "secrets": 1, "pricing": 1,
-    "wordnet": 1,
+    "wordnet": 1, "names": 1,
 }
 PRIVATE_MODULES = re.compile(r"^mlflow(\.\w+)*\.(_\w+)|^mlflow\.(store|tracing\.trace_manager|"
                              r"tracing\.constant|types\.utils|utils)\b")

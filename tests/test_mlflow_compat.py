@@ -134,8 +134,14 @@ def test_bulk_insert_reads_back_like_the_public_api(tmp_path):
     expectations = {"final_diagnosis": "Glioblastoma"}
     feedback = {"top1": (True, "#1 'GBM': abbreviation"), "diagnosis_rank": (1, None)}
     tt.log_case_assessments(ids[0], expectations, feedback)
-    n = tt.log_assessments([tt.CaseAssessments(ids[1], expectations, feedback)])
-    assert n == 3
+    taken = []
+    orig = _compat.insert_assessments
+    _compat.insert_assessments = lambda entities: taken.append(orig(entities)) or taken[-1]
+    try:
+        n = tt.log_assessments([tt.CaseAssessments(ids[1], expectations, feedback)])
+    finally:
+        _compat.insert_assessments = orig
+    assert n == 3 and taken == [True]  # the one-transaction path ran (not its fallback)
 
     def seen(tid):
         t = mlflow.get_trace(tid)
@@ -194,3 +200,143 @@ def test_reserved_trace_keys_link_a_trace_to_its_run():
                                  return_type="list")
     assert [t.info.trace_id for t in found] == [span.trace_id]
     assert found[0].info.token_usage["total_tokens"] == 7
+
+
+def _normalised(trace, ids: dict[str, str]) -> dict:
+    """A trace as a dict with its ids, times and sizes replaced by placeholders."""
+    text = json.dumps(trace.to_dict(), sort_keys=True)
+    for real, alias in ids.items():
+        text = text.replace(real, alias)
+    d = json.loads(text)
+    info = d["info"]
+    for k in ("request_time", "execution_duration", "execution_duration_ms"):
+        info.pop(k, None)
+    for k in ("mlflow.trace.sizeBytes", "mlflow.trace.sizeStats"):
+        info["trace_metadata"].pop(k, None)
+    for span in d["data"]["spans"]:
+        for k in ("start_time_unix_nano", "end_time_unix_nano", "span_id", "trace_id"):
+            span.pop(k, None)
+    return d
+
+
+def test_batched_trace_export_reads_back_like_mlflows_own():
+    """A trace written by tracking/export.py (rows of a batch in one transaction, then one
+    log_spans) reads back through the public get_trace / search_traces exactly as the one
+    MLflow's own exporter writes (log_spans, then start_trace)."""
+    import mlflow
+    from mlflow.tracing.provider import _get_trace_exporter
+
+    from nova_mlflow.tracking import export
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    exp = mlflow.set_experiment("export").experiment_id
+    queue = export.batch_exports(mlflow.get_tracking_uri())
+    assert queue is not None and _get_trace_exporter()._async_queue is queue
+
+    def one(name: str) -> str:
+        span = mlflow.start_span_no_context(
+            "nova.diagnosis", span_type="LLM", experiment_id=exp,
+            inputs={"filename": "case0001_001.png", "text": "Clinical history: ..."},
+            attributes={"nova.task": "diagnosis", _compat.MODEL: "gpt-4o"},
+            tags={"nova.task": "diagnosis", "nova.role": "model"},
+            metadata={_compat.SOURCE_RUN: "run-1"})
+        _compat.set_request_preview(span.trace_id, {"filename": "case0001_001.png"})
+        span.set_outputs({"text": "1. Glioblastoma", "status": "answered"})
+        span.set_attributes({_compat.CHAT_USAGE: {"input_tokens": 5, "output_tokens": 2,
+                                                  "total_tokens": 7}})
+        span.end()
+        return span.trace_id
+
+    ours = one("ours")
+    mlflow.flush_trace_async_logging()
+    assert queue.written >= 1 and queue.failed == 0
+    _get_trace_exporter()._async_queue = queue.inner  # MLflow's own export, for reference
+    try:
+        theirs = one("theirs")
+        mlflow.flush_trace_async_logging()
+    finally:
+        _get_trace_exporter()._async_queue = queue
+    a, b = mlflow.get_trace(ours), mlflow.get_trace(theirs)
+    assert _normalised(a, {ours: "TRACE"}) == _normalised(b, {theirs: "TRACE"})
+    found = {t.info.trace_id: t for t in mlflow.search_traces(
+        locations=[exp], filter_string="tags.`nova.task` = 'diagnosis'", return_type="list")}
+    assert set(found) == {ours, theirs}
+    assert found[ours].info.token_usage == found[theirs].info.token_usage == {
+        "input_tokens": 5, "output_tokens": 2, "total_tokens": 7}
+    assert _normalised(found[ours], {ours: "TRACE"}) == _normalised(found[theirs], {theirs: "TRACE"})
+    # and the rows themselves: every column of the trace row, the tag and metadata keys
+    from mlflow.store.tracking.dbmodels.models import SqlTraceInfo, SqlTraceMetadata, SqlTraceTag
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    # db_payload_generation counts the writes that touched a trace's spans (a guard against
+    # archival): MLflow's own export writes a trace once or twice, depending on whether
+    # log_spans or start_trace lands first (1 or 2); ours writes it once (1)
+    skip = {"request_id", "timestamp_ms", "execution_time_ms", "db_payload_generation"}
+    with _get_store().ManagedSessionMaker() as session:
+        def row(tid):
+            r = session.query(SqlTraceInfo).filter_by(request_id=tid).one()
+            return {c.key: getattr(r, c.key) for c in SqlTraceInfo.__table__.columns
+                    if c.key not in skip}
+
+        def keys(model, tid):
+            return sorted(r.key for r in session.query(model).filter_by(request_id=tid))
+
+        assert row(ours) == row(theirs)
+        assert keys(SqlTraceTag, ours) == keys(SqlTraceTag, theirs)
+        assert keys(SqlTraceMetadata, ours) == keys(SqlTraceMetadata, theirs)
+
+
+def test_bulk_trace_insert_writes_nothing_when_a_trace_exists():
+    """A batch holding a trace already in the store: False, nothing written (the caller
+    then writes each trace through start_trace)."""
+    import mlflow
+    from mlflow.tracing.provider import _get_trace_exporter
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    exp = mlflow.set_experiment("bulk-traces").experiment_id
+    span = mlflow.start_span_no_context("x", experiment_id=exp)
+    span.end()
+    mlflow.flush_trace_async_logging()
+    existing = mlflow.get_trace(span.trace_id)
+    new = mlflow.start_span_no_context("y", experiment_id=exp)
+    client = _get_trace_exporter()._client
+    import copy
+
+    existing.info.tags = {k: v for k, v in existing.info.tags.items()  # the store's own
+                          if k not in ("mlflow.artifactLocation", "mlflow.trace.spansLocation")}
+    fresh = copy.deepcopy(existing)
+    fresh.info.trace_id = "tr-" + "0" * 32
+    assert _compat.insert_traces(client, [fresh, existing]) is False
+    assert mlflow.search_traces(locations=[exp], filter_string=f"trace.request_id = '{fresh.info.trace_id}'",
+                                return_type="list") == []
+    assert _compat.insert_traces(client, [fresh]) is True
+    new.end()
+    mlflow.flush_trace_async_logging()
+
+
+def test_trace_lookup_is_what_search_traces_finds():
+    """The linking lookup through the store's tables gives what the public search_traces
+    gives: the traces of the experiment among the ids, with their case tags."""
+    import mlflow
+
+    from nova_mlflow.tracking import linking
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    exp = mlflow.set_experiment("lookup").experiment_id
+    other = mlflow.set_experiment("lookup-other").experiment_id
+    ids = []
+    for i, e in enumerate((exp, exp, other)):
+        span = mlflow.start_span_no_context("x", experiment_id=e, tags={
+            "nova.filename": f"case{i}.png", "nova.task": "diagnosis"} if i else {})
+        span.end()
+        ids.append(span.trace_id)
+    mlflow.flush_trace_async_logging()
+    asked = ids + ["tr-" + "f" * 32]
+    fast = _compat.trace_cases(asked, exp)
+    assert fast == {ids[0]: ("", ""), ids[1]: ("case1.png", "diagnosis")}
+    orig = _compat.trace_cases
+    _compat.trace_cases = lambda *a: None  # the public fallback
+    try:
+        assert linking.trace_cases(asked, exp) == fast
+    finally:
+        _compat.trace_cases = orig

@@ -270,6 +270,7 @@ def test_a_span_that_cannot_open_costs_nothing(demo_dir, monkeypatch):
     the call and the judge call go on with no span, and nothing is left to end."""
     from nova_mlflow.tracking import traces as tracking_traces
     from nova_mlflow.data import load_dataset
+    from nova_mlflow.prompts import load_prompt
     from nova_mlflow.providers.base import Request
 
     def refuse(*a, **k):
@@ -282,8 +283,8 @@ def test_a_span_that_cannot_open_costs_nothing(demo_dir, monkeypatch):
                   prompt="hello", prompt_version="v1")
     with tracer.span(case, Task.diagnosis, req) as call:
         assert call is None
-    with tracer.judge_span(req, judge_model="gpt-4o", prompt_name="judge", prompt_version="v1",
-                           prediction="A", truth="B", cases=[case]) as judged:
+    prompt = load_prompt("judge")
+    with tracer.judge_span(req, "gpt-4o", prompt, ("A", "B"), [case]) as judged:
         assert judged is None
     assert tracer.trace_ids == {} and tracer.judge_trace_ids == []
     assert tracer.seconds > 0
@@ -297,22 +298,126 @@ def test_no_traces_flag_makes_none(tmp_path, demo_dir, own_cache, server):
     assert all("trace_id" not in json.loads(line) for line in answers.read_text().splitlines())
 
 
-def test_cache_hits_get_their_own_traces(tmp_path, demo_dir, own_cache, server):
+def _assessments_of(trace, run) -> list:
+    """The assessments a run logged on a trace (a linked trace carries several runs')."""
+    return [a for a in trace.info.assessments if a.run_id == run.info.run_id]
+
+
+def _answers(own_cache, run) -> list[dict]:
+    path = own_cache / "runs" / run.info.run_id / "answers.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _experiment_traces(run) -> list:
+    import mlflow
+
+    return mlflow.search_traces(locations=[run.info.experiment_id], return_type="list")
+
+
+def test_a_cached_rerun_links_the_traces_of_the_calls(tmp_path, demo_dir, own_cache, server):
+    """No new trace per cached answer: the trace of the call that produced it is linked to
+    the re-run, which lists it with its own expectations and scores, told apart by run."""
     m1 = _run("--data", str(demo_dir), "--tasks", "captioning")
     m2 = _run("--data", str(demo_dir), "--tasks", "captioning")
     assert m2["run/cache_hits"] == LIMIT and m2["run/requests"] == 0
     first, second = _runs(tmp_path)
     t1, t2 = _traces(first), _traces(second)
     assert len(t1) == len(t2) == LIMIT
-    assert not {t.info.trace_id for t in t1} & {t.info.trace_id for t in t2}
-    assert {t.info.tags["nova.cached"] for t in t1} == {"false"}
-    assert {t.info.tags["nova.cached"] for t in t2} == {"true"}
+    assert {t.info.trace_id for t in t1} == {t.info.trace_id for t in t2}
+    assert len(_experiment_traces(first)) == LIMIT  # no trace was logged for a cached answer
     for t in t2:
-        assert not t.data.spans[0].events  # no attempt was made
-        assert any(a.name == "meteor" for a in t.info.assessments)
-        assert any(a.name == "expert_caption" for a in t.info.assessments)
+        assert t.info.tags["nova.cached"] == "false"  # the call that paid for the answer
+        assert t.info.trace_metadata["mlflow.sourceRun"] == first.info.run_id
+        for run in (first, second):
+            mine = _assessments_of(t, run)
+            assert {a.name for a in mine if a.expectation is not None} == {"expert_caption"}
+            assert {a.name for a in mine if a.feedback is not None} == FEEDBACK["captioning"]
+            assert all(a.metadata["mlflow.assessment.sourceRunId"] == run.info.run_id
+                       for a in mine)
+        assert len(t.info.assessments) == 2 * (1 + len(FEEDBACK["captioning"]))
     assert m1["captioning/meteor"] == m2["captioning/meteor"]
+    # the answer records name the trace of their call, cached or not
+    a1, a2 = _answers(own_cache, first), _answers(own_cache, second)
+    assert {a["trace_id"] for a in a2} == {a["trace_id"] for a in a1} == {
+        t.info.trace_id for t in t1}
+    assert all(a.get("cached") for a in a2) and not any(a.get("cached") for a in a1)
+    # the re-run's scores are its own: its feedback on each trace is its per-case table's
+    meteor = sorted(a.value for t in t2 for a in _assessments_of(t, second) if a.name == "meteor")
+    assert sum(meteor) / LIMIT == pytest.approx(m2["captioning/meteor"], abs=1e-6)
 
+
+def test_a_cached_answer_whose_trace_cannot_be_linked_is_traced_anew(
+        tmp_path, demo_dir, own_cache, server):
+    """A trace in another experiment (a run's Traces tab shows its experiment's only) or
+    deleted is logged anew for the case; the cache then names the new trace, so the next
+    re-run there links it."""
+    import mlflow
+
+    _run("--data", str(demo_dir), "--tasks", "diagnosis", "--experiment", "first")
+    _run("--data", str(demo_dir), "--tasks", "diagnosis", "--experiment", "second")
+    first, second = _runs(tmp_path)
+    t1, t2 = _traces(first), _traces(second)
+    assert len(t2) == LIMIT and not {t.info.trace_id for t in t1} & {t.info.trace_id for t in t2}
+    for t in t2:
+        assert t.info.tags["nova.cached"] == "true"
+        assert t.info.trace_metadata["mlflow.sourceRun"] == second.info.run_id
+        assert json.loads(t.info.request_preview)["task"] == "diagnosis"
+        assert {a.name for a in _assessments_of(t, second)} >= {"final_diagnosis", "top1"}
+    assert {a["trace_id"] for a in _answers(own_cache, second)} == {t.info.trace_id for t in t2}
+    # the next re-run in "second" links the traces logged anew
+    _run("--data", str(demo_dir), "--tasks", "diagnosis", "--experiment", "second")
+    third = _runs(tmp_path)[-1]
+    assert {t.info.trace_id for t in _traces(third)} == {t.info.trace_id for t in t2}
+    # ... and once they are deleted, the next one traces anew again
+    mlflow.MlflowClient().delete_traces(second.info.experiment_id,
+                                        trace_ids=[t.info.trace_id for t in t2])
+    _run("--data", str(demo_dir), "--tasks", "diagnosis", "--experiment", "second")
+    fourth = _runs(tmp_path)[-1]
+    t4 = _traces(fourth)
+    assert len(t4) == LIMIT and not {t.info.trace_id for t in t4} & {t.info.trace_id for t in t2}
+    assert all(t.info.trace_metadata["mlflow.sourceRun"] == fourth.info.run_id for t in t4)
+
+
+def test_answers_cached_untraced_are_traced_then_linked(tmp_path, demo_dir, own_cache, server):
+    _run("--data", str(demo_dir), "--tasks", "diagnosis", "--no-traces")
+    _run("--data", str(demo_dir), "--tasks", "diagnosis")
+    _run("--data", str(demo_dir), "--tasks", "diagnosis")
+    untraced, traced, linked = _runs(tmp_path)
+    assert _traces(untraced) == []
+    t2, t3 = _traces(traced), _traces(linked)
+    assert len(t2) == LIMIT and {t.info.tags["nova.cached"] for t in t2} == {"true"}
+    assert {t.info.trace_id for t in t3} == {t.info.trace_id for t in t2}
+
+
+def test_the_response_cache_gains_its_trace_id_column_in_place(tmp_path):
+    """A cache file written before responses kept their trace: same rows, trace id None."""
+    import sqlite3
+
+    from nova_mlflow.calls.store import CacheKey, CallStore
+    from nova_mlflow.providers.base import Response
+
+    path = tmp_path / "responses.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""CREATE TABLE responses (key TEXT PRIMARY KEY, provider TEXT NOT NULL,
+        model TEXT NOT NULL, text TEXT NOT NULL, refused INTEGER NOT NULL, input_tokens INTEGER,
+        output_tokens INTEGER, created REAL NOT NULL);
+        INSERT INTO responses VALUES ('k1', 'openai', 'gpt-4o', 'old answer', 0, 10, 2, 0);""")
+    db.commit()
+    db.close()
+    store = CallStore(path)
+    # a schema-1 row answers to the key's legacy form (the provider's default endpoint)
+    k1 = CacheKey("k1-with-endpoint", "openai", "gpt-4o", None, legacy="k1")
+    old = store.get(k1)
+    assert old is not None and old.text == "old answer" and old.trace_id is None
+    k2 = CacheKey("k2", "openai", "gpt-4o", "https://api.openai.com/v1")
+    store.put(k2, Response(text="new"), trace_id="tr-abc")
+    assert store.get(k2).trace_id == "tr-abc" and store.get(k2).cached
+    store.set_trace_id(k1, "tr-def")  # the row found through the legacy key
+    assert store.get(k1).trace_id == "tr-def" and store.get(k1).input_tokens == 10
+    store.close()
+    again = CallStore(path)  # opening a migrated file again changes nothing
+    assert again.get(k1).trace_id == "tr-def" and len(again) == 2
+    again.close()
 
 
 def test_feedback_rules():
@@ -469,19 +574,50 @@ def _ui_failure(what: str, page, root: Path, exc: BaseException) -> str:
             f"--- mlflow ui log (tail) ---\n{server}\n--- screenshot: {shot}")
 
 
+RELABEL = "Relabelled diagnosis"
+
+
+def _relabelled(demo_dir: Path, dest: Path) -> Path:
+    """The demo set with every final diagnosis replaced: same images, history and captions,
+    so the model's answers come from the response cache, scored against other labels."""
+    import csv
+    import shutil
+
+    from nova_mlflow.data.demo import CSV_NAME
+
+    shutil.copytree(demo_dir, dest)
+    with open(dest / CSV_NAME, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = reader.fieldnames, list(reader)
+    for i, row in enumerate(rows):
+        row["final_diagnosis"] = f"{RELABEL} {i:02d}"
+    with open(dest / CSV_NAME, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return dest
+
+
 @pytest.mark.slow
 def test_evaluation_runs_view_lists_the_assessments(tmp_path, demo_dir, own_cache, server):
-    """Two prompt versions, compared case by case in the UI's Evaluation runs view."""
+    """Two prompt versions, compared case by case in the UI's Evaluation runs view; a cached
+    re-run on relabelled ground truth lists dx-v2's (linked) traces with its own scores, and
+    dx-v2 keeps showing its own."""
     sync_api = _playwright_or_skip()
     import tempfile
 
     for v in ("v1", "v2"):
         _run("--data", str(demo_dir), "--tasks", "diagnosis", "--prompt", f"diagnosis={v}",
              "--run-name", f"dx-{v}", "--experiment", "ui-review")
+    relabelled = _relabelled(demo_dir, tmp_path / "relabelled")
+    m = _run("--data", str(relabelled), "--tasks", "diagnosis", "--prompt", "diagnosis=v2",
+             "--run-name", "gt-relabelled", "--experiment", "ui-review")
+    assert m["run/cache_hits"] == LIMIT and m["diagnosis/top5"] == 0
     runs = {r.info.run_name: r for r in _runs(tmp_path)}
     exp_id = runs["dx-v1"].info.experiment_id
     trace_ids = {name: {t.info.trace_id for t in _traces(r)} for name, r in runs.items()}
     assert all(len(ids) == LIMIT for ids in trace_ids.values()), trace_ids
+    assert trace_ids.pop("gt-relabelled") == trace_ids["dx-v2"]  # linked, not logged again
     url, stop = _start_ui(os.environ["MLFLOW_TRACKING_URI"], tmp_path)
     try:
         with sync_api.sync_playwright() as p:
@@ -522,6 +658,20 @@ def test_evaluation_runs_view_lists_the_assessments(tmp_path, demo_dir, own_cach
                     page.wait_for_selector(f"text={sorted(trace_ids['dx-v1'])[0]}")
                     page.screenshot(path=str(tmp_path / "compare-runs.png"))
                     compared = page.inner_text("body")
+                    # the relabelled re-run: dx-v2's traces, with the re-run's expectations
+                    step = "opening gt-relabelled's Traces tab (dx-v2's traces, linked)"
+                    page.goto(f"{url}/#/experiments/{exp_id}/runs/"
+                              f"{runs['gt-relabelled'].info.run_id}/evaluations")
+                    page.wait_for_selector(f"text={RELABEL}")
+                    page.wait_for_selector("text=answer_status")
+                    page.screenshot(path=str(tmp_path / "relabelled-run.png"))
+                    relabelled_body = page.inner_text("body")
+                    step = "opening dx-v2's Traces tab again"
+                    page.goto(f"{url}/#/experiments/{exp_id}/runs/"
+                              f"{runs['dx-v2'].info.run_id}/evaluations")
+                    page.wait_for_selector("text=answer_status")
+                    page.screenshot(path=str(tmp_path / "dx-v2-run.png"))
+                    own_body = page.inner_text("body")
                 except sync_api.Error as exc:
                     pytest.fail(_ui_failure(step, page, tmp_path, exc), pytrace=False)
             finally:
@@ -538,6 +688,15 @@ def test_evaluation_runs_view_lists_the_assessments(tmp_path, demo_dir, own_cach
     excerpt = " ".join(compared.split())[:1500]
     assert all(t in compared for tids in trace_ids.values() for t in tids), excerpt
     assert "null" not in compared, excerpt
+    # a trace shared by two runs shows each run its own expectations and scores in its rows
+    # (the assessments name their run; the column summaries on top are MLflow's aggregate of
+    # every assessment on the run's traces, whichever run logged it: not checked here)
+    excerpt = " ".join(relabelled_body.split())[:1500]
+    assert all(t in relabelled_body for t in trace_ids["dx-v2"]), excerpt
+    assert relabelled_body.count(RELABEL) == LIMIT, excerpt  # one per row: its own label
+    excerpt = " ".join(own_body.split())[:1500]
+    assert all(t in own_body for t in trace_ids["dx-v2"]), excerpt
+    assert RELABEL not in own_body and RELABEL not in body, excerpt
 
 
 def test_evaluate_traces_its_judge_calls(tmp_path, demo_dir, own_cache, server, monkeypatch):
@@ -573,3 +732,24 @@ def test_evaluate_traces_its_judge_calls(tmp_path, demo_dir, own_cache, server, 
         assert span.inputs["prediction"] in {"Glioblastoma", "Brain abscess", "Meningioma"}
         assert span.outputs["status"] in {"answered", "api_error"}
         assert KEY not in json.dumps(t.to_dict())
+
+
+def test_a_failed_link_logs_the_traces_anew(tmp_path, demo_dir, own_cache, server, monkeypatch):
+    """Tracing never costs an answer: when linking fails, each cached answer gets a trace of
+    its own (and no case is listed twice)."""
+    from mlflow import MlflowClient
+
+    _run("--data", str(demo_dir), "--tasks", "diagnosis")
+
+    def refuse(self, trace_ids, run_id):
+        raise RuntimeError("link refused")
+
+    monkeypatch.setattr(MlflowClient, "link_traces_to_run", refuse)
+    m = _run("--data", str(demo_dir), "--tasks", "diagnosis")
+    assert m["run/cache_hits"] == LIMIT
+    first, second = _runs(tmp_path)
+    t1, t2 = _traces(first), _traces(second)
+    assert len(t2) == LIMIT and not {t.info.trace_id for t in t1} & {t.info.trace_id for t in t2}
+    assert {t.info.tags["nova.cached"] for t in t2} == {"true"}
+    assert len({t.info.tags["nova.filename"] for t in t2}) == LIMIT
+    assert {a["trace_id"] for a in _answers(own_cache, second)} == {t.info.trace_id for t in t2}

@@ -16,6 +16,10 @@ Entries written before endpoints were part of the key (schema 1: no `endpoint` c
 reused only when the call goes to the provider's default endpoint: a `CacheKey` carries the
 old key form (`legacy`) only then, and only rows without a recorded endpoint answer to it.
 The schema is migrated in place when the file is opened (columns added; old rows keep NULL).
+
+Each response row may carry the id of the MLflow trace of the call that produced it
+(`trace_id`, nullable, schema 3): a cached re-run links that trace to its run instead of
+logging a trace per cached answer (tracking/linking.py).
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from nova_mlflow.errors import InputError
 from nova_mlflow.metrics.matching import Verdict
 from nova_mlflow.providers.base import Request, Response
 
-SCHEMA_VERSION = 2  # 1: no endpoint in keys or rows; 2: endpoint (and the judge's model)
+SCHEMA_VERSION = 3  # 1: no endpoint in keys or rows; 2: endpoint (and the judge's model);
+# 3: the trace id of the call that produced a response
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,
@@ -52,7 +57,8 @@ CREATE TABLE IF NOT EXISTS verdicts (
     created REAL NOT NULL
 );
 """
-ADDED_COLUMNS = {"responses": ("endpoint",), "verdicts": ("model", "endpoint")}  # schema 2
+ADDED_COLUMNS = {"responses": ("endpoint", "trace_id"),  # schema 2, 3
+                 "verdicts": ("model", "endpoint")}  # schema 2
 FILE = "responses.sqlite"
 OLD_VERDICTS = "judge_verdicts.sqlite"
 UNRECORDED = "(not recorded)"  # how stats show what rows from before schema 2 lack
@@ -166,21 +172,34 @@ class CallStore:
 
     # --- model responses ------------------------------------------------------------------
     def get(self, key: CacheKey) -> Response | None:
-        row = self._one("SELECT text, refused, input_tokens, output_tokens FROM responses",
-                        key.key, key.legacy)
+        """The stored response (cached=True), with the trace id of its call if one was kept."""
+        row = self._one("SELECT text, refused, input_tokens, output_tokens, trace_id "
+                        "FROM responses", key.key, key.legacy)
         if row is None:
             return None
         return Response(text=row[0], refused=bool(row[1]), input_tokens=row[2],
-                        output_tokens=row[3], cached=True)
+                        output_tokens=row[3], cached=True, trace_id=row[4])
 
-    def put(self, key: CacheKey, response: Response) -> None:
+    def put(self, key: CacheKey, response: Response, trace_id: str | None = None) -> None:
+        """Store a fresh response; `trace_id`: the MLflow trace of the call (None: untraced)."""
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO responses (key, provider, model, endpoint, text, refused, "
-                "input_tokens, output_tokens, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "input_tokens, output_tokens, created, trace_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key.key, key.provider, key.model, key.endpoint, response.text,
                  int(response.refused), response.input_tokens, response.output_tokens,
-                 time.time()))
+                 time.time(), trace_id))
+
+    def set_trace_id(self, key: CacheKey, trace_id: str) -> None:
+        """Record the trace a stored response now has (a cached answer traced anew); the row
+        found by `get`: its key, else its legacy form."""
+        with self._lock:
+            cur = self._db.execute("UPDATE responses SET trace_id = ? WHERE key = ?",
+                                   (trace_id, key.key))
+            if cur.rowcount == 0 and key.legacy:
+                self._db.execute("UPDATE responses SET trace_id = ? WHERE key = ? AND "
+                                 "endpoint IS NULL", (trace_id, key.legacy))
 
     def __len__(self) -> int:
         with self._lock:

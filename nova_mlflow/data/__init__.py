@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nova_mlflow.data.images import verify_png
+from nova_mlflow.data.images import VerifiedPngs, verify_pngs
 from nova_mlflow.data.layouts import (
     CSV_REQUIRED,
     PARQUET_REQUIRED,
@@ -22,7 +22,10 @@ from nova_mlflow.data.layouts import (
     read_text_table,
 )
 from nova_mlflow.errors import InputError
+from nova_mlflow.paths import cache_dir as default_cache_dir
 from nova_mlflow.schemas import Case
+
+VERIFIED = "verified-png.txt"  # sha256 of every PNG that decoded (images.VerifiedPngs)
 
 log = logging.getLogger("nova_mlflow")
 
@@ -190,13 +193,13 @@ def _check_unique(cases: Iterable[Case], table: Path) -> None:
 
 
 def _verify_images(cases: list[Case], table: Path) -> dict[str, str]:
-    """Decode-check every image once; cases are in table order, so row = index + 1."""
+    """Check every image (decoded once per machine: images.VerifiedPngs); the first bad one
+    in table order is the error (cases are in table order, so row = index + 1)."""
+    results = verify_pngs([c.image_path for c in cases], VerifiedPngs(default_cache_dir() / VERIFIED))
     hashes = {}
-    for row, c in enumerate(cases, start=1):
-        try:
-            _, _, sha = verify_png(c.image_path)
-        except InputError as exc:
-            raise InputError(f"{exc.message}: {c.image_path}", file=table, row=row,
+    for row, (c, sha) in enumerate(zip(cases, results), start=1):
+        if isinstance(sha, InputError):
+            raise InputError(f"{sha.message}: {c.image_path}", file=table, row=row,
                              field="filename") from None
         hashes[c.filename] = sha
     return hashes

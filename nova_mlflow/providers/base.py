@@ -43,6 +43,7 @@ class Response(BaseModel):
     output_tokens: int | None = None
     refused: bool = False
     cached: bool = False
+    trace_id: str | None = None  # a stored response: the MLflow trace of the call that made it
 
 
 class NoAnswer(LookupError):

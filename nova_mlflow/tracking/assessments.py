@@ -2,7 +2,9 @@
 
 After scoring, every traced (case, task) gets its ground truth as expectations and its
 per-case scores as feedback, both read from the rows of its task's per-case table through
-scoring.feedback (the same rows the tables, scorers, compare and gate read).
+scoring.feedback (the same rows the tables, scorers, compare and gate read). Each names the
+run it belongs to (metadata `mlflow.assessment.sourceRunId`): a cached answer's trace is
+shared by every run that used the answer (tracking/linking.py), each with its own scores.
 
 `log_assessments` first flushes MLflow's export queue (an assessment on a not-yet-exported
 trace fails with "Trace with ID ... not found"), then writes every assessment of the run in
@@ -59,13 +61,16 @@ def flush() -> None:
 
 
 def _entities(item: CaseAssessments, run_id: str | None) -> list[Any]:
+    """Expectations and feedback of one case; each names `run_id` (the run it belongs to:
+    a trace linked to several runs carries each run's own, told apart by the UI)."""
+    meta = {_compat.ASSESSMENT_RUN: run_id} if run_id else None
     out: list[Any] = []
     for name, value in item.expectations.items():
-        out.append(Expectation(name=name, value=value, source=SOURCE, trace_id=item.trace_id))
+        out.append(Expectation(name=name, value=value, source=SOURCE, trace_id=item.trace_id,
+                               metadata=meta))
     for name, (value, rationale) in item.feedback.items():
         out.append(Feedback(name=name, value=value, source=SOURCE, trace_id=item.trace_id,
-                            rationale=redact(rationale) if rationale else None,
-                            metadata={"run_id": run_id} if run_id else None))
+                            rationale=redact(rationale) if rationale else None, metadata=meta))
     return out
 
 

@@ -39,10 +39,14 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float
 
 def save(fig, path: Path, layout: bool = True) -> Path:
     """Write the PNG; `layout=False` skips tight_layout (a figure laid out by hand, drawn
-    once less: what the many figures of a comparison do)."""
+    once less: what the many figures of a comparison do).
+
+    zlib level 1 instead of PNG's default 6: the same pixels, ~10% less time per figure
+    (most in Figure 4a, whose 9 MRI slices compress poorly either way), ~10% larger files.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     if layout:
         fig.tight_layout()
-    fig.savefig(path, bbox_inches="tight")
+    fig.savefig(path, bbox_inches="tight", pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return path
