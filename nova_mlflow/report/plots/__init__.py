@@ -37,9 +37,32 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float
                             **subplots)
 
 
-def save(fig, path: Path, layout: bool = True) -> Path:
-    """Write the PNG; `layout=False` skips tight_layout (a figure laid out by hand, drawn
-    once less: what the many figures of a comparison do).
+def lay_out(fig, *, left: float, bottom: float, head: float, right: float = 0.1,
+            wgap: float = 0.0, hgap: float = 0.0) -> None:
+    """Place the figure's grid of axes by hand, every size in inches: margins (`head` above
+    the top row holds its titles and the `headline`), `wgap` / `hgap` between neighbours.
+
+    Measuring every text to lay a figure out (tight_layout, or bbox_inches="tight" when
+    saving) costs a draw of the whole figure each time, about as much as the drawing that
+    writes the PNG; margins fixed per figure cost nothing (BENCHMARKS.md, "figures").
+    """
+    w, h = fig.get_size_inches()
+    nrows, ncols = fig.axes[0].get_subplotspec().get_gridspec().get_geometry()
+    aw = (w - left - right - (ncols - 1) * wgap) / ncols
+    ah = (h - head - bottom - (nrows - 1) * hgap) / nrows
+    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - head / h,
+                        wspace=wgap / aw, hspace=hgap / ah)
+
+
+def headline(fig, text: str, **kwargs) -> None:
+    """The figure's title, at the top of the `head` margin (see `lay_out`)."""
+    fig.suptitle(text, y=1 - 0.06 / fig.get_size_inches()[1], va="top", **kwargs)
+
+
+def save(fig, path: Path, *, crop: bool = False, layout: bool = False) -> Path:
+    """Write the PNG and free the figure. The figures here are laid out by hand (`lay_out`);
+    `crop` trims the PNG to what is drawn (a figure sized by its content: one more pass over
+    every text), `layout` also runs tight_layout first (another one).
 
     zlib level 1 instead of PNG's default 6: the same pixels, ~10% less time per figure
     (most in Figure 4a, whose 9 MRI slices compress poorly either way), ~10% larger files.
@@ -47,6 +70,7 @@ def save(fig, path: Path, layout: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if layout:
         fig.tight_layout()
-    fig.savefig(path, bbox_inches="tight", pil_kwargs={"compress_level": 1})
+    fig.savefig(path, bbox_inches="tight" if crop or layout else None,
+                pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return path

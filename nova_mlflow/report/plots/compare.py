@@ -62,7 +62,7 @@ def plot_metric(comp: Comparison, ms: MetricStats, labels: Mapping[str, str], pa
         ax2.set_xlabel("delta vs baseline" + (" (points)" if k == 100 else ""))
         ax2.set_title("paired draws", fontsize=9)
         fig.subplots_adjust(wspace=0.08)
-    return save(fig, path, layout=False)
+    return save(fig, path, crop=True)
 
 
 def plot_forest(comp: Comparison, labels: Mapping[str, str], path: Path) -> Path:
@@ -102,4 +102,4 @@ def plot_forest(comp: Comparison, labels: Mapping[str, str], path: Path) -> Path
     if others:
         axes[0][0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.subplots_adjust(hspace=0.6 / (sum(heights) / len(heights)))  # ~0.6 in between panels
-    return save(fig, path, layout=False)
+    return save(fig, path, crop=True)

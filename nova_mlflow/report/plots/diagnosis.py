@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from nova_mlflow.report.plots import GOLD, PRED, new_figure, save
+from nova_mlflow.report.plots import GOLD, PRED, headline, lay_out, new_figure, save
 
 
 def _sorted_counts(counts: Sequence[int]) -> np.ndarray:
@@ -72,5 +72,6 @@ def figure6(pred_counts: Sequence[int], gt_counts: Sequence[int], path: Path, mo
     right.set_xlim(left=0)
     right.set_title("Cumulative frequency")
     right.legend(fontsize=8, loc="lower right", frameon=False)
-    fig.suptitle("Figure 6: predicted (top-1) vs ground-truth diagnoses", fontsize=11)
+    lay_out(fig, left=0.75, bottom=0.55, head=0.65, wgap=0.85)  # y ticks and labels; titles
+    headline(fig, "Figure 6: predicted (top-1) vs ground-truth diagnoses", fontsize=11)
     return save(fig, Path(path))
