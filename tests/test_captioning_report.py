@@ -185,3 +185,39 @@ def test_evaluate_logs_captioning_metrics_table2_and_figure5(tmp_path, demo_dir,
     t2 = Path(client.download_artifacts(runs[0].info.run_id, "results/table2_captioning.csv",
                                         str(tmp_path)))
     assert pd.read_csv(t2, dtype=str).iloc[0]["model"] == "gpt-4o"
+
+
+def test_groups_summed_from_case_counts_equal_text_metrics_on_real_captions(real_metadata):
+    """by_group sums each case's counts (keywords, BLEU n-grams, statuses) instead of
+    re-reading the captions: on the 906 real NOVA captions, answered with other cases'
+    captions, shortened ones, "normal" and empty answers, every group's metrics equal
+    text_metrics of the same cases (the corpus definitions of Table 2)."""
+    from nova_mlflow.data import load_dataset
+
+    cases = load_dataset(real_metadata, check_images=False).cases
+    n = len(cases)
+    texts = []
+    for i, c in enumerate(cases):
+        other = cases[(i * 7 + 3) % n].caption or ""
+        texts.append(["", "Normal brain MRI.", other, " ".join(other.split()[:5]),
+                      c.caption or "", other + " " + (c.caption or "")][i % 6])
+    ts = sc.score(cases, _answers(cases, texts), ScoreContext(model="m"))
+    table = ts.table
+    groups = rc.by_group(table)
+    assert len(groups) >= 8 and groups["n_cases"].sum() == 2 * int(table["has_reference"].sum())
+    scored = table[table["has_reference"] == 1]
+    checked = 0
+    for grouping in ("plane", "sequence"):
+        labels = scored[grouping].replace("", rc.NOT_STATED).fillna(rc.NOT_STATED)
+        for _, rows in scored.groupby(labels):
+            want = sc.text_metrics(list(rows["caption_gt"]), list(rows["caption_pred"].fillna("")),
+                                   [float(v) for v in rows["meteor"]])
+            got = rc.group_metrics(rows)
+            for k, v in got.items():
+                assert v == pytest.approx(want[k], abs=1e-12), (grouping, k)
+            checked += 1
+    assert checked == len(groups)
+    whole = rc.group_metrics(scored)
+    for k in ("clinical_f1", "modality_f1", "bleu", "binary_accuracy", "binary_f1"):
+        assert whole[k] == pytest.approx(ts.metrics[k], abs=1e-12), k
+    assert 0 < whole["bleu"] < 1 and 0 < whole["binary_f1"] < 1

@@ -36,6 +36,8 @@ supplies it: WordNet 3.0 shipped with the package) so this module never touches 
 
 from __future__ import annotations
 
+import math
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -161,9 +163,12 @@ def match(pred: frozenset[str], gold: frozenset[str]) -> Match:
 
 def corpus_prf(matches: Sequence[Match]) -> dict[str, float]:
     """Micro precision/recall/F1 over cases (the corpus-level definition above)."""
-    hits = sum(len(m.hits) for m in matches)
-    n_pred = sum(m.n_pred for m in matches)
-    n_gold = sum(m.n_gold for m in matches)
+    return prf(sum(len(m.hits) for m in matches), sum(m.n_pred for m in matches),
+               sum(m.n_gold for m in matches))
+
+
+def prf(hits: float, n_pred: float, n_gold: float) -> dict[str, float]:
+    """Precision/recall/F1 from summed keyword counts (0.0 where nothing is counted)."""
     p = hits / n_pred if n_pred else 0.0
     r = hits / n_gold if n_gold else 0.0
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
@@ -186,6 +191,18 @@ def corpus_bleu4(references: Sequence[Sequence[str]], hypotheses: Sequence[Seque
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"(?s).*\b0 counts of\b", category=UserWarning)
         return float(corpus_bleu([[list(r)] for r in references], [list(h) for h in hypotheses]))
+
+
+def bleu4_from_counts(matches: Sequence[float], totals: Sequence[float], hyp_len: float,
+                      ref_len: float) -> float:
+    """corpus_bleu4 from summed per-case counts (metrics/components.bleu_counts of orders
+    1-4, answer and reference lengths), as nltk computes it: 0.0 without a unigram match, a
+    zero higher order counts as float_info.min, brevity penalty from the summed lengths."""
+    if not matches[0]:
+        return 0.0
+    logs = [math.log(m / t if m else sys.float_info.min) for m, t in zip(matches, totals)]
+    bp = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len) if hyp_len else 0.0
+    return bp * math.exp(sum(0.25 * x for x in logs))
 
 
 def meteor_scores(references: Sequence[Sequence[str]], hypotheses: Sequence[Sequence[str]],
