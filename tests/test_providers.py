@@ -149,8 +149,8 @@ def test_timeouts_truncated_bodies_and_resets_are_retried(tmp_path, demo_dir, ow
     finally:
         srv.stop()
     assert code == 0, err
-    faults = {r.fault for r in srv.log}
-    assert {"slow", "truncated", "reset"} <= faults
+    assert {"slow", "truncated", "reset"} <= set(srv.drawn)  # every kind was served
+    assert {"truncated", "reset"} <= {r.fault for r in srv.log}
     assert all(m[f"{t}/answered"] == 12 for t in ("localization", "captioning", "diagnosis"))
 
 

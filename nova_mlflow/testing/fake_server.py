@@ -145,6 +145,9 @@ class FakeModelServer:
         self.log: list[LoggedRequest] = []
         self._lock = threading.Lock()
         self._rng = random.Random(self.plan.seed)
+        #: every fault drawn, counted when drawn ("" = none): a slow answer enters `log` only
+        #: once it is sent, which can be after a client that gave up has finished its run
+        self.drawn: Counter = Counter()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -192,12 +195,15 @@ class FakeModelServer:
         p = self.plan
         with self._lock:
             x = self._rng.random()
-        for name, rate in (("429", p.rate_429), ("500", p.rate_500), ("slow", p.rate_slow),
-                           ("truncated", p.rate_truncated), ("reset", p.rate_reset)):
-            if x < rate:
-                return name
-            x -= rate
-        return ""
+            fault = ""
+            for name, rate in (("429", p.rate_429), ("500", p.rate_500), ("slow", p.rate_slow),
+                               ("truncated", p.rate_truncated), ("reset", p.rate_reset)):
+                if x < rate:
+                    fault = name
+                    break
+                x -= rate
+            self.drawn[fault] += 1
+        return fault
 
     def _record(self, entry: LoggedRequest) -> None:
         with self._lock:
