@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,7 +33,14 @@ class Request(BaseModel):
 
     @property
     def image_sha256(self) -> str | None:
-        return hashlib.sha256(self.image_png).hexdigest() if self.image_png is not None else None
+        return _sha256_of(self.image_png) if self.image_png is not None else None
+
+
+@lru_cache(maxsize=64)
+def _sha256_of(data: bytes) -> str:
+    """A request's image is hashed for its cache key and again for its answer record (and a
+    case's image goes out once per task): each distinct image once, while its calls run."""
+    return hashlib.sha256(data).hexdigest()
 
 
 class Response(BaseModel):
