@@ -198,7 +198,7 @@ class Workload:
 def measure(w: Workload, provider_kind: str, server: Server | None, concurrency: int,
             n_cases: int | None = None, latency: float = LATENCY) -> dict:
     from nova_mlflow.data.answers import AnswerLog
-    from nova_mlflow.calls.jobs import _ModelCalls
+    from nova_mlflow.calls.jobs import ModelCalls
     from nova_mlflow.calls.runner import CallSession, execute
     from nova_mlflow.config import CallOptions
     from nova_mlflow.pipeline.run import make_request
@@ -223,7 +223,7 @@ def measure(w: Workload, provider_kind: str, server: Server | None, concurrency:
     with AnswerLog(path) as alog:
         # run_jobs(...) is run_sync(execute(...)); the same, plus closing the provider's
         # HTTP client after the clock stops (the provider would close it when the loop ends)
-        hooks = _ModelCalls(session, mr, alog.write, None, w.frame.value, None)
+        hooks = ModelCalls(session, mr, alog.write, None, w.frame.value, None)
 
         async def main():
             t0 = time.perf_counter()

@@ -60,7 +60,7 @@ def test_hit_rate_thresholds_are_inclusive_and_every_image_counts():
 
 
 def gold_xyxy(x: float, y: float, w: float, h: float) -> tuple[float, ...]:
-    return tuple(xywh_to_box(x, y, w, h, 480, 480, clip=False).as_list())
+    return tuple(xywh_to_box((x, y, w, h), 480, 480, clip=False).as_list())
 
 
 def gemini_box_2d_to_xyxy(values, width: int = 480, height: int = 480) -> tuple[float, ...]:

@@ -32,7 +32,7 @@ class Job:
 
 
 @dataclass
-class _ModelCalls:
+class ModelCalls:
     """CallHooks of a model run (see calls.runner.CallHooks)."""
 
     session: CallSession
@@ -126,14 +126,11 @@ class _ModelCalls:
         return [changed.get((a.filename, a.task), a) for a in answers]
 
 
-def run_jobs(session: CallSession, jobs: Sequence[Job], make_request: Callable[[Job], Request],
-             on_answer: Callable[[Answer], None], *, store: CallStore | None = None,
-             frame: str | None = None, tracer: Any = None) -> list[Answer]:
+def run_jobs(calls: ModelCalls, jobs: Sequence[Job]) -> list[Answer]:
     """Answers of every job that got one (a case the provider has none for is left out).
 
-    `frame` is recorded on localization answers (schema v2) so they can be re-read later;
-    `tracer` (tracking.traces.Tracer) gives every job a trace: its own, or for a cache hit
-    the linked trace of the call that produced the answer.
+    `calls.frame` is recorded on localization answers (schema v2) so they can be re-read
+    later; `calls.tracer` (tracking.traces.Tracer) gives every job a trace: its own, or for a
+    cache hit the linked trace of the call that produced the answer.
     """
-    hooks = _ModelCalls(session, make_request, on_answer, store, frame, tracer)
-    return hooks.settle(run_sync(execute(session, jobs, hooks)))
+    return calls.settle(run_sync(execute(calls.session, jobs, calls)))

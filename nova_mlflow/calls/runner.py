@@ -81,33 +81,42 @@ class CallSession:
     label: str = ""  # progress-bar title; the model name when empty
 
 
-async def call_with_retries(provider: Provider, request: Request, policy: RetryPolicy,
-                            limiter: RateLimiter, rng: random.Random,
-                            stats: RunStats, span: AttemptObserver | None = None
-                            ) -> tuple[Response, int]:
-    """(response, attempts). `span`, when given, gets one event per failed attempt."""
-    attempt = 0
-    while True:
-        await limiter.wait()
-        stats.requests += 1
-        try:
-            resp = await asyncio.wait_for(provider.generate(request), policy.timeout)
-            return resp, attempt + 1
-        except NoAnswer:
-            raise
-        except Exception as exc:
-            info = classify(exc)
-            final = not info.retryable or attempt >= policy.max_retries
-            delay = None if final else policy.delay(attempt, info.retry_after, rng)
-            if span is not None:
-                span.attempt_failed(attempt + 1, info.status, error_text(exc), info.retryable,
-                                    delay)
-            if final:
-                exc.attempts = attempt + 1  # type: ignore[attr-defined]
+@dataclass
+class Retrying:
+    """How one `execute` calls its provider: the retry policy, the rate limiter and jitter
+    source its calls share, and the session's counters."""
+
+    provider: Provider
+    policy: RetryPolicy
+    limiter: RateLimiter
+    rng: random.Random
+    stats: RunStats
+
+    async def call(self, request: Request, span: AttemptObserver | None = None
+                   ) -> tuple[Response, int]:
+        """(response, attempts). `span`, when given, gets one event per failed attempt."""
+        attempt, policy = 0, self.policy
+        while True:
+            await self.limiter.wait()
+            self.stats.requests += 1
+            try:
+                resp = await asyncio.wait_for(self.provider.generate(request), policy.timeout)
+                return resp, attempt + 1
+            except NoAnswer:
                 raise
-            stats.retries += 1
-            await asyncio.sleep(delay or 0.0)
-            attempt += 1
+            except Exception as exc:
+                info = classify(exc)
+                final = not info.retryable or attempt >= policy.max_retries
+                delay = None if final else policy.delay(attempt, info.retry_after, self.rng)
+                if span is not None:
+                    span.attempt_failed(attempt + 1, info.status, error_text(exc),
+                                        info.retryable, delay)
+                if final:
+                    exc.attempts = attempt + 1  # type: ignore[attr-defined]
+                    raise
+                self.stats.retries += 1
+                await asyncio.sleep(delay or 0.0)
+                attempt += 1
 
 
 @dataclass(frozen=True)
@@ -143,9 +152,9 @@ async def execute(session: CallSession, items: Sequence[T], hooks: CallHooks[T, 
     """Every item through the provider (or the store), at most `concurrency` at a time."""
     opts = session.options
     sem = asyncio.Semaphore(max(1, opts.concurrency))
-    limiter = RateLimiter(opts.rpm)
-    rng = random.Random(0)
     stats = session.stats
+    caller = Retrying(session.provider, opts.retry, RateLimiter(opts.rpm), random.Random(0),
+                      stats)
     bar = tqdm(total=len(items), desc=session.label or session.provider.model, unit="call",
                file=sys.stderr, disable=not opts.progress, dynamic_ncols=True, mininterval=0.5,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
@@ -162,8 +171,7 @@ async def execute(session: CallSession, items: Sequence[T], hooks: CallHooks[T, 
                         stats.cache_hits += 1
                         outcome = Outcome(hit, 0, round(time.perf_counter() - start, 4))
                     else:
-                        resp, attempts = await call_with_retries(
-                            session.provider, request, opts.retry, limiter, rng, stats, span)
+                        resp, attempts = await caller.call(request, span)
                         hooks.keep(item, request, resp)
                         outcome = Outcome(resp, attempts, round(time.perf_counter() - start, 4))
                 except NoAnswer:

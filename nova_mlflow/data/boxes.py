@@ -51,10 +51,10 @@ def _as_number(value: Any, key: str, i: int) -> float:
     return f
 
 
-def xywh_to_box(x: float, y: float, w: float, h: float, width: int, height: int,
-                clip: bool = True) -> Box:
-    """x/y top-left corner plus size -> xyxy, clipped to the image unless `clip` is False
-    (5 NOVA gold boxes overhang; the authors' hit rate reads them as written)."""
+def xywh_to_box(xywh: Sequence[float], width: int, height: int, clip: bool = True) -> Box:
+    """(x, y, w, h): top-left corner plus size -> xyxy, clipped to the image unless `clip` is
+    False (5 NOVA gold boxes overhang; the authors' hit rate reads them as written)."""
+    x, y, w, h = xywh
     box = Box(x1=x, y1=y, x2=x + w, y2=y + h)
     return box.clip(width, height) if clip else box
 
@@ -89,7 +89,7 @@ def parse_box_dict(
         x, y, w, h = (_as_number(lists[k][i], k, i) for k in _COORDS)
         if w < 0 or h < 0:
             raise BoxFormatError(f"negative size width={w} height={h} in box {i}")
-        box = xywh_to_box(x, y, w, h, width, height, clip)
+        box = xywh_to_box((x, y, w, h), width, height, clip)
         if with_rater:
             boxes.append(RaterBox(rater=str(lists["rater"][i]), **box.model_dump()))
         else:
@@ -111,5 +111,5 @@ def boxes_from_records(records: Any, *, width: int, height: int, source: str = "
         x, y, w, h = (_as_number(rec.get(k), k, i) for k in _COORDS)
         if w < 0 or h < 0:
             raise BoxFormatError(f"negative size width={w} height={h} in box {i}")
-        out.append(xywh_to_box(x, y, w, h, width, height, clip))
+        out.append(xywh_to_box((x, y, w, h), width, height, clip))
     return out

@@ -11,7 +11,7 @@ import logging
 from functools import partial
 
 from nova_mlflow import tracking
-from nova_mlflow.calls.jobs import Job, run_jobs
+from nova_mlflow.calls.jobs import Job, ModelCalls, run_jobs
 from nova_mlflow.calls.runner import CallSession
 from nova_mlflow.calls.store import CallStore
 from nova_mlflow.config import RunConfig
@@ -105,9 +105,10 @@ def run(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
             judge.tracer = tracer
         try:
             with AnswerLog(answers_path) as alog:
-                answers = run_jobs(session, jobs, partial(make_request, prompts=prompts,
-                                                          settings=cfg.settings),
-                                   alog.write, store=store, frame=frame.value, tracer=tracer)
+                calls = ModelCalls(session, partial(make_request, prompts=prompts,
+                                                    settings=cfg.settings),
+                                   alog.write, store, frame.value, tracer)
+                answers = run_jobs(calls, jobs)
         finally:
             if store is not None:
                 store.close()

@@ -148,7 +148,7 @@ def artifacts(ts: TaskScore, cases: list[Case], out_dir: Path) -> Section:
     files.append(defs)
     section.figures = [plots.figure6(list(freq["predicted"]), list(freq["ground_truth"]),
                                      out_dir / FIGURE6, ts.context.model or "this run",
-                                     ts.metrics.get("entropy", 0.0),
-                                     ts.metrics.get("gt_entropy", 0.0), _top(freq))]
+                                     (ts.metrics.get("entropy", 0.0),
+                                      ts.metrics.get("gt_entropy", 0.0)), _top(freq))]
     files += section.figures
     return section

@@ -6,6 +6,7 @@ benchmark; nothing here knows about MLflow.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -37,21 +38,32 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float
                             **subplots)
 
 
-def lay_out(fig, *, left: float, bottom: float, head: float, right: float = 0.1,
-            wgap: float = 0.0, hgap: float = 0.0) -> None:
-    """Place the figure's grid of axes by hand, every size in inches: margins (`head` above
-    the top row holds its titles and the `headline`), `wgap` / `hgap` between neighbours.
+@dataclass(frozen=True)
+class Margins:
+    """Room around a figure's grid of axes, in inches; `head` above the top row holds its
+    titles and the `headline`."""
+
+    left: float
+    bottom: float
+    head: float
+    right: float = 0.1
+
+
+def lay_out(fig, margins: Margins, wgap: float = 0.0, hgap: float = 0.0) -> None:
+    """Place the figure's grid of axes by hand: `margins` around it, `wgap` / `hgap` inches
+    between neighbours (their tick labels and titles live there).
 
     Measuring every text to lay a figure out (tight_layout, or bbox_inches="tight" when
     saving) costs a draw of the whole figure each time, about as much as the drawing that
     writes the PNG; margins fixed per figure cost nothing (BENCHMARKS.md, "figures").
     """
     w, h = fig.get_size_inches()
+    m = margins
     nrows, ncols = fig.axes[0].get_subplotspec().get_gridspec().get_geometry()
-    aw = (w - left - right - (ncols - 1) * wgap) / ncols
-    ah = (h - head - bottom - (nrows - 1) * hgap) / nrows
-    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - head / h,
-                        wspace=wgap / aw, hspace=hgap / ah)
+    aw = (w - m.left - m.right - (ncols - 1) * wgap) / ncols
+    ah = (h - m.head - m.bottom - (nrows - 1) * hgap) / nrows
+    fig.subplots_adjust(left=m.left / w, right=1 - m.right / w, bottom=m.bottom / h,
+                        top=1 - m.head / h, wspace=wgap / aw, hspace=hgap / ah)
 
 
 def headline(fig, text: str, **kwargs) -> None:

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from nova_mlflow.metrics.language import LanguageStats
-from nova_mlflow.report.plots import GOLD, PRED, STYLE, headline, lay_out, new_figure, save
+from nova_mlflow.report.plots import (GOLD, PRED, STYLE, Margins, headline, lay_out, new_figure,
+                                      save)
 
 _OTHERS = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 _METRICS = [("clinical_f1", "Clinical F1", "#4c72b0"), ("modality_f1", "Modality F1", "#dd8452"),
@@ -87,7 +88,7 @@ def figure5(stats: Mapping[str, LanguageStats], path: Path) -> Path:
     ax_len.set_yticks([])
     ax_len.legend(fontsize=8, frameon=False, loc="upper right")
     # y ticks (and label); names, maybe slanted; two-line panel titles under the headline
-    lay_out(fig, left=0.6, bottom=0.6, head=0.85, right=0.05, wgap=0.8)
+    lay_out(fig, Margins(left=0.6, bottom=0.6, head=0.85, right=0.05), wgap=0.8)
     headline(fig, "Figure 5 \u2013 language of the captions: " + " vs ".join(names),
              fontweight="bold")
     return save(fig, path)
@@ -133,7 +134,7 @@ def by_group_chart(groups: pd.DataFrame, path: Path, model: str = "",
     axes[0, 0].legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(_METRICS),
                       frameon=False)
     # two-line group names and the panel's name; shared x axis; the legend above the top
-    lay_out(fig, left=1.3, bottom=0.55, head=0.75, hgap=0.25)
+    lay_out(fig, Margins(left=1.3, bottom=0.55, head=0.75), hgap=0.25)
     headline(fig, f"Image description by plane and sequence{': ' + model if model else ''}",
              fontweight="bold")
     return save(fig, path)

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from nova_mlflow.report.plots import GOLD, PRED, headline, lay_out, new_figure, save
+from nova_mlflow.report.plots import (GOLD, PRED, Margins, headline, lay_out, new_figure,
+                                      save)
 
 
 def _sorted_counts(counts: Sequence[int]) -> np.ndarray:
@@ -23,17 +24,17 @@ def _sorted_counts(counts: Sequence[int]) -> np.ndarray:
 
 
 def figure6(pred_counts: Sequence[int], gt_counts: Sequence[int], path: Path, model: str,
-            entropy: float, gt_entropy: float,
-            top_predicted: Sequence[tuple[str, int]] = ()) -> Path:
+            entropy: tuple[float, float], top_predicted: Sequence[tuple[str, int]] = ()) -> Path:
     """Rank-frequency (log-log) and cumulative-frequency curves, predictions vs ground truth.
 
-    top_predicted: the most frequent predicted labels with counts, named in the left panel
+    entropy: (predictions, ground truth), in bits. top_predicted: the most frequent
+    predicted labels with counts, named in the left panel
     (which diagnoses a model over-uses is the first question the curve raises).
     """
     pred, gt = _sorted_counts(pred_counts), _sorted_counts(gt_counts)
     fig, axes = new_figure(ncols=2, width=5.6, height=4.2)
     left, right = axes[0]
-    series = [(gt, GOLD, "ground truth", gt_entropy, "o"), (pred, PRED, model, entropy, "s")]
+    series = [(gt, GOLD, "ground truth", entropy[1], "o"), (pred, PRED, model, entropy[0], "s")]
     for counts, color, name, h, marker in series:
         if counts.size == 0:
             continue
@@ -72,6 +73,6 @@ def figure6(pred_counts: Sequence[int], gt_counts: Sequence[int], path: Path, mo
     right.set_xlim(left=0)
     right.set_title("Cumulative frequency")
     right.legend(fontsize=8, loc="lower right", frameon=False)
-    lay_out(fig, left=0.75, bottom=0.55, head=0.65, wgap=0.85)  # y ticks and labels; titles
+    lay_out(fig, Margins(left=0.75, bottom=0.55, head=0.65), wgap=0.85)  # ticks, labels, titles
     headline(fig, "Figure 6: predicted (top-1) vs ground-truth diagnoses", fontsize=11)
     return save(fig, Path(path))

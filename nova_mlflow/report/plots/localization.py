@@ -16,8 +16,8 @@ from matplotlib.patches import Patch, Rectangle
 
 from nova_mlflow.data.images import load_gray
 from nova_mlflow.errors import InputError
-from nova_mlflow.report.plots import (GOLD, OURS, PAPER, PRED, headline, lay_out, new_figure,
-                                      save)
+from nova_mlflow.report.plots import (GOLD, OURS, PAPER, PRED, Margins, headline, lay_out,
+                                      new_figure, save)
 from nova_mlflow.schemas import Case
 
 SPLIT_TITLES = {"plane": "By imaging plane (read from the caption)",
@@ -71,7 +71,7 @@ def examples(sample: list[tuple[str, list[tuple[Case, dict]]]], path: Path, labe
                 ax.text(-0.06, 0.5, group.upper(), transform=ax.transAxes, rotation=90,
                         ha="right", va="center", fontsize=12, fontweight="bold")
     # three title lines above each slice, the row's name left of it, the legend below
-    lay_out(fig, left=0.45, bottom=0.35, head=0.95, right=0.05, wgap=0.15, hgap=0.6)
+    lay_out(fig, Margins(left=0.45, bottom=0.35, head=0.95, right=0.05), wgap=0.15, hgap=0.6)
     headline(fig, f"Figure 4a · {label}: best, median and worst cases by AP@0.3, then best IoU",
              fontsize=12)
     fig.legend(handles=[Patch(edgecolor=GOLD, fill=False, linewidth=2, label="ground truth"),
@@ -112,7 +112,7 @@ def iou_histogram(table: pd.DataFrame, path: Path, label: str) -> Path:
     ax.set_title(f"Figure 4b · {label}: per-case best IoU\n"
                  f"n = {ious.size} cases with a predicted box; {n_none} without any box (not shown)",
                  fontsize=11)
-    lay_out(fig, left=0.65, bottom=0.55, head=0.5)
+    lay_out(fig, Margins(left=0.65, bottom=0.55, head=0.5))
     return save(fig, path)
 
 
@@ -145,7 +145,7 @@ def splits_chart(splits: pd.DataFrame, path: Path, label: str) -> Path:
     if names:
         axes[0, 0].legend(loc="upper left", fontsize=8, frameon=False)
     # y ticks and label; three-line group names; two-line panel titles under the headline
-    lay_out(fig, left=0.7, bottom=0.6, head=0.8, right=0.05, wgap=0.8)
+    lay_out(fig, Margins(left=0.7, bottom=0.6, head=0.8, right=0.05), wgap=0.8)
     headline(fig, f"Figure 4c · {label}: localization by group "
              "(dotted line: overall detection rate)", fontsize=12)
     return save(fig, path)
