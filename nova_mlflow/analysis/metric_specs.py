@@ -25,7 +25,6 @@ better (+1 higher, -1 lower, 0 no preferred direction: not gateable).
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,6 +34,7 @@ from scipy import sparse
 
 from nova_mlflow.analysis import coco_resample
 from nova_mlflow.analysis.stats import Weights, ratio
+from nova_mlflow.metrics.captioning import bleu4_from_counts
 from nova_mlflow.metrics.coco import THRESHOLDS as COCO_THRESHOLDS
 
 MASK = "has_reference"  # 1: the case counts in the task's masked metrics
@@ -209,11 +209,7 @@ def _bleu(t: TaskTable, w: Weights) -> np.ndarray:
     if key not in w.memo:
         w.memo[key] = w.sum(t.mask()[:, None] * x)
     s = w.memo[key]
-    num, den, hyp, ref = s[:, 0:4], s[:, 4:8], s[:, 8], s[:, 9]
-    p = np.where(num > 0, ratio(num, den), sys.float_info.min)
-    bp = np.where(hyp > ref, 1.0, np.exp(1 - ref / np.where(hyp > 0, hyp, 1)))
-    bp = np.where(hyp == 0, 0.0, bp)
-    return np.where(num[..., 0] == 0, 0.0, bp * np.exp(np.sum(0.25 * np.log(p), axis=-1)))
+    return bleu4_from_counts(s[..., 0:4], s[..., 4:8], s[..., 8], s[..., 9])
 
 
 def _binary_f1(t: TaskTable, w: Weights) -> np.ndarray:

@@ -36,12 +36,13 @@ supplies it: WordNet 3.0 shipped with the package) so this module never touches 
 
 from __future__ import annotations
 
-import math
 import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from nova_mlflow.metrics.language import words
 
@@ -193,16 +194,20 @@ def corpus_bleu4(references: Sequence[Sequence[str]], hypotheses: Sequence[Seque
         return float(corpus_bleu([[list(r)] for r in references], [list(h) for h in hypotheses]))
 
 
-def bleu4_from_counts(matches: Sequence[float], totals: Sequence[float], hyp_len: float,
-                      ref_len: float) -> float:
+def bleu4_from_counts(matches: Any, totals: Any, hyp_len: Any, ref_len: Any) -> Any:
     """corpus_bleu4 from summed per-case counts (metrics/components.bleu_counts of orders
     1-4, answer and reference lengths), as nltk computes it: 0.0 without a unigram match, a
-    zero higher order counts as float_info.min, brevity penalty from the summed lengths."""
-    if not matches[0]:
-        return 0.0
-    logs = [math.log(m / t if m else sys.float_info.min) for m, t in zip(matches, totals)]
-    bp = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len) if hyp_len else 0.0
-    return bp * math.exp(sum(0.25 * x for x in logs))
+    zero higher order counts as float_info.min, brevity penalty from the summed lengths.
+
+    Arrays broadcast (`matches`, `totals`: [..., 4]; lengths: [...]): the case-clustered
+    statistics evaluate every resample at once. Plain numbers in, a float out."""
+    m, t = np.asarray(matches, dtype=float), np.asarray(totals, dtype=float)
+    hyp, ref = np.asarray(hyp_len, dtype=float), np.asarray(ref_len, dtype=float)
+    p = np.where(m > 0, m / np.where(t > 0, t, 1.0), sys.float_info.min)
+    bp = np.where(hyp > ref, 1.0, np.exp(1 - ref / np.where(hyp > 0, hyp, 1.0)))
+    bp = np.where(hyp == 0, 0.0, bp)
+    out = np.where(m[..., 0] == 0, 0.0, bp * np.exp(np.sum(0.25 * np.log(p), axis=-1)))
+    return float(out) if out.ndim == 0 else out
 
 
 def meteor_scores(references: Sequence[Sequence[str]], hypotheses: Sequence[Sequence[str]],

@@ -71,18 +71,15 @@ def headline(fig, text: str, **kwargs) -> None:
     fig.suptitle(text, y=1 - 0.06 / fig.get_size_inches()[1], va="top", **kwargs)
 
 
-def save(fig, path: Path, *, crop: bool = False, layout: bool = False) -> Path:
+def save(fig, path: Path, *, crop: bool = False) -> Path:
     """Write the PNG and free the figure. The figures here are laid out by hand (`lay_out`);
-    `crop` trims the PNG to what is drawn (a figure sized by its content: one more pass over
-    every text), `layout` also runs tight_layout first (another one).
+    `crop` trims the PNG to what is drawn instead (a figure sized by its content, as the
+    comparison figures are: one more pass over every text).
 
     zlib level 1 instead of PNG's default 6: the same pixels, ~10% less time per figure
     (most in Figure 4a, whose 9 MRI slices compress poorly either way), ~10% larger files.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    if layout:
-        fig.tight_layout()
-    fig.savefig(path, bbox_inches="tight" if crop or layout else None,
-                pil_kwargs={"compress_level": 1})
+    fig.savefig(path, bbox_inches="tight" if crop else None, pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return path
