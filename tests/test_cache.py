@@ -230,3 +230,28 @@ def test_each_test_has_a_cache_of_its_own(tmp_path, demo_dir):
     assert sorted(p.name for p in cache.iterdir()) == ["demo-v1"]  # nothing cached yet
     assert load_dataset("demo").digest == load_dataset(demo_dir).digest  # found, not rebuilt
     assert (cache / "demo-v1").resolve() == demo_dir.resolve()
+
+
+def test_requests_carry_the_dataset_hash_of_the_image_they_send(demo_dir):
+    """make_request takes each image's sha256 from the dataset (hashed once at load) instead
+    of hashing the PNG again per call: it must be the hash of the very bytes sent, or cache
+    keys would stop matching; without the dataset's hashes the request hashes the bytes."""
+    import hashlib
+
+    from nova_mlflow.calls.jobs import Job
+    from nova_mlflow.data import load_dataset
+    from nova_mlflow.pipeline.run import make_request
+    from nova_mlflow.prompts import load_prompt
+    from nova_mlflow.schemas import GenerationSettings, Task
+
+    ds = load_dataset(demo_dir)
+    prompts = {t: load_prompt(t) for t in Task}
+    assert len(ds.image_hashes) == len(ds.cases)
+    for case in ds.cases[:12]:
+        for task in (Task.localization, Task.captioning):
+            given = make_request(Job(case, task), prompts, GenerationSettings(), ds.image_hashes)
+            hashed = make_request(Job(case, task), prompts, GenerationSettings())
+            assert given.image_sha256 == hashlib.sha256(given.image_png).hexdigest()
+            assert hashed.image_sha256 == given.image_sha256
+        text = make_request(Job(case, Task.diagnosis), prompts, GenerationSettings(), ds.image_hashes)
+        assert text.image_png is None and text.image_sha256 is None

@@ -8,6 +8,7 @@ goes away at the end leaves the results on disk for `sync` (pipeline.pending).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from functools import partial
 
 from nova_mlflow import tracking
@@ -37,14 +38,18 @@ log = logging.getLogger("nova_mlflow")
 IMAGE_TASKS = (Task.localization, Task.captioning)
 
 
-def make_request(job: Job, prompts: dict[Task, Prompt], settings: GenerationSettings) -> Request:
-    """What the model is sent for one job: the rendered prompt, and the PNG for image tasks."""
+def make_request(job: Job, prompts: dict[Task, Prompt], settings: GenerationSettings,
+                 image_hashes: Mapping[str, str] | None = None) -> Request:
+    """What the model is sent for one job: the rendered prompt, and the PNG for image tasks
+    (with its sha256 from `image_hashes`, the dataset's, when it is there)."""
     c, prompt = job.case, prompts[job.task]
     image = read_bytes(c.image_path) if job.task in IMAGE_TASKS else None
+    known = (image_hashes or {}).get(c.filename) if image is not None else None
     text = render_case(prompt, width=c.image_width, height=c.image_height,
                        clinical_history=c.clinical_history, caption=c.caption)
     return Request(task=job.task, filename=c.filename, case_id=c.case_id, prompt=text,
                    prompt_version=prompt.version, image_png=image,
+                   image_sha256=known,
                    image_size=(c.image_width, c.image_height) if image is not None else None,
                    settings=settings)
 
@@ -106,7 +111,8 @@ def run(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
         try:
             with AnswerLog(answers_path) as alog:
                 calls = ModelCalls(session, partial(make_request, prompts=prompts,
-                                                    settings=cfg.settings),
+                                                    settings=cfg.settings,
+                                                    image_hashes=dataset.image_hashes),
                                    alog.write, store, frame.value, tracer)
                 answers = run_jobs(calls, jobs)
         finally:

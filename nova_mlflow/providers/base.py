@@ -11,10 +11,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nova_mlflow.schemas import GenerationSettings, Task
 
@@ -30,17 +29,17 @@ class Request(BaseModel):
     image_png: bytes | None = Field(default=None, repr=False)
     image_size: tuple[int, int] | None = None  # (width, height) of the image sent
     settings: GenerationSettings = GenerationSettings()
+    #: sha256 of `image_png`: given by a caller that already knows it (the dataset hashed
+    #: every image when it was loaded), else computed here; it keys the response cache
+    image_sha256: str | None = None
 
-    @property
-    def image_sha256(self) -> str | None:
-        return _sha256_of(self.image_png) if self.image_png is not None else None
-
-
-@lru_cache(maxsize=64)
-def _sha256_of(data: bytes) -> str:
-    """A request's image is hashed for its cache key and again for its answer record (and a
-    case's image goes out once per task): each distinct image once, while its calls run."""
-    return hashlib.sha256(data).hexdigest()
+    @model_validator(mode="before")
+    @classmethod
+    def _hash_image(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("image_png") is not None \
+                and not data.get("image_sha256"):
+            data = {**data, "image_sha256": hashlib.sha256(data["image_png"]).hexdigest()}
+        return data
 
 
 class Response(BaseModel):
