@@ -116,6 +116,14 @@ def spread(xs: list[float]) -> str:
     return f"{fmt_s(s['median'])} ({fmt_s(s['min'])}-{fmt_s(s['max'])}, n={s['n']})"
 
 
+def publish(name: str, body: str, write: bool = True) -> None:
+    """Print a benchmark's section and (unless its run said --no-write) put it into
+    BENCHMARKS.md."""
+    print(body)
+    if write:
+        write_section(name, body)
+
+
 def write_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> None:
     """Replace the text between <!-- name:start --> and <!-- name:end -->, or append it.
 

@@ -21,7 +21,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from perf import end_meta, fmt_s, header, isolate, new_meta, summary, write_section
+from perf import end_meta, fmt_s, header, isolate, new_meta, summary, publish
 
 SECTION = "figures"
 FIGURES = (("localization", "examples", "Figure 4a: best / median / worst cases (9 slices)"),
@@ -113,9 +113,7 @@ def main() -> None:
     res = measure(a.repeats)
     end_meta(meta)
     body = render(res, meta)
-    print(body)
-    if not a.no_write:
-        write_section(SECTION, body)
+    publish(SECTION, body, not a.no_write)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ from perf import (
     spread,
     summary,
     workdir,
-    write_section,
+    publish,
 )
 
 SECTION = "logging"
@@ -457,9 +457,7 @@ def main() -> None:
         end_meta(meta)
         out.write_text(json.dumps({"meta": meta, "results": res}, indent=1))
     body = render(res, meta)
-    print(body)
-    if not a.no_write:
-        write_section(SECTION, body)
+    publish(SECTION, body, not a.no_write)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from perf import (
     rss_mib,
     summary,
     workdir,
-    write_section,
+    publish,
 )
 
 SECTION = "scaling"
@@ -414,9 +414,7 @@ def main() -> None:
         out.write_text(json.dumps({"meta": meta, "results": {str(k): v for k, v in results.items()}},
                                   indent=1))
     body = render(results, meta)
-    print(body)
-    if not a.no_write:
-        write_section(SECTION, body)
+    publish(SECTION, body, not a.no_write)
 
 
 if __name__ == "__main__":

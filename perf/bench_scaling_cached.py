@@ -30,7 +30,7 @@ from perf import (
     new_meta,
     summary,
     workdir,
-    write_section,
+    publish,
 )
 from perf.bench_scaling import GROUPS, _stage, run_child
 
@@ -153,9 +153,7 @@ def main() -> None:
         end_meta(meta)
         out.write_text(json.dumps({"meta": meta, "results": res}, indent=1))
     body = render(res, meta)
-    print(body)
-    if not a.no_write:
-        write_section(SECTION, body)
+    publish(SECTION, body, not a.no_write)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ from perf import (
     spread,
     summary,
     workdir,
-    write_section,
+    publish,
 )
 
 LATENCY = 0.2
@@ -629,9 +629,7 @@ def main() -> None:
         if name in raw and not (name == "throughput" and a.skip_throughput) \
                 and not (name == "cached" and a.skip_cached):
             body = render(raw[name]["results"], raw[name]["meta"])
-            print(body)
-            if not a.no_write:
-                write_section(name, body)
+            publish(name, body, not a.no_write)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from perf import PYTHON, ROOT, end_meta, fmt_s, header, loadavg, new_meta, workdir, write_section
+from perf import PYTHON, ROOT, end_meta, fmt_s, header, loadavg, new_meta, workdir, publish
 
 SECTION = "tracing-export"
 
@@ -163,9 +163,7 @@ def main() -> None:
         meta, res = saved["meta"], saved["results"]
     out.write_text(json.dumps({"meta": meta, "results": res}))
     body = render(res, meta)
-    print(body)
-    if not a.no_write:
-        write_section(SECTION, body)
+    publish(SECTION, body, not a.no_write)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from perf import (
     machine,
     today,
     workdir,
-    write_section,
+    publish,
 )
 from perf.synthetic import build, canned_script
 
@@ -169,9 +169,7 @@ def main() -> None:
         "each. For very large sweeps, `--no-traces` skips all of it.")
     lines += ["", overhead, "", reading]
     body = "\n".join(lines)
-    print(body)
-    if not a.no_write:
-        write_section(SECTION, body)
+    publish(SECTION, body, not a.no_write)
     print(f"(work dir {workdir()})")
 
 

@@ -52,7 +52,7 @@ from perf import (
     new_meta,
     summary,
     workdir,
-    write_section,
+    publish,
 )
 
 SECTION = "end-to-end"
@@ -323,9 +323,7 @@ def main() -> None:
     saved = {p.stem.removeprefix("end_to_end-"): json.loads(p.read_text())
              for p in sorted(workdir().glob("end_to_end-*.json"))}
     body = render(saved, a.order.split(","))
-    print(body)
-    if not a.no_write:
-        write_section(SECTION, body)
+    publish(SECTION, body, not a.no_write)
 
 
 if __name__ == "__main__":
