@@ -160,7 +160,8 @@ def run_options(fn):
                      help="First backoff in seconds; doubles each retry."),
         click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
                      show_default=True, help="Seconds per attempt."),
-        click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache."),
+        click.option("--no-cache", is_flag=True,
+                     help="Neither read nor write the response cache (nor the METEOR/BLEU memo)."),
         click.option("--refresh", is_flag=True,
                      help="Ask the model again and overwrite cached answers."),
         click.option("--prices", type=click.Path(dir_okay=False), default=None,
@@ -380,7 +381,8 @@ def cache_prune(older_than, as_json) -> None:
     else:
         r = done["removed"]
         click.echo(f"removed {r['responses']} answer(s) and {r['verdicts']} verdict(s) older "
-                   f"than {older_than:g} day(s) from {done['path']}")
+                   f"than {older_than:g} day(s) from {done['path']}, and {r['scores']} "
+                   "memoised METEOR/BLEU value(s)")
 
 
 @main.command()

@@ -12,6 +12,9 @@ import sqlite3
 import time
 
 import pytest
+
+from nova_mlflow.memo import FILE as MEMO_FILE
+from nova_mlflow.memo import ScoreMemo
 from click.testing import CliRunner
 from conftest import run_store
 
@@ -197,12 +200,18 @@ def test_stats_and_prune(tmp_path, demo_dir, two_servers):
     with sqlite3.connect(db) as con:  # age the first server's answers by ten days
         con.execute("UPDATE responses SET created = created - 10 * 86400 WHERE endpoint = ?",
                     (a.openai_base_url,))
+    memo = ScoreMemo(tmp_path / "nova_cache" / MEMO_FILE)  # METEOR values: one old, one new
+    memo.put({"old": 0.5, "new": 0.25})
+    with sqlite3.connect(tmp_path / "nova_cache" / MEMO_FILE) as con:
+        con.execute("UPDATE memo SET created = created - 10 * 86400 WHERE key = 'old'")
     out = _cli("prune", "--older-than", "5")
     assert "removed 3 answer(s) and 0 verdict(s)" in out.stdout
+    assert "and 1 memoised METEOR/BLEU value(s)" in out.stdout
     left = {r["endpoint"] for r in json.loads(_cli("stats", "--json").stdout)["rows"]}
     assert left == {b.openai_base_url, "(not recorded)"}
     assert json.loads(_cli("prune", "--older-than", "0", "--json").stdout)["removed"] == \
-        {"responses": 6, "verdicts": 0}
+        {"responses": 6, "verdicts": 0, "scores": 1}
+    assert len(memo) == 0
     bad = CliRunner().invoke(main, ["cache", "prune", "--older-than", "-1"])
     assert bad.exit_code == 2
     assert CliRunner().invoke(main, ["cache", "prune"]).exit_code == 2  # DAYS is required

@@ -302,7 +302,7 @@ def test_default_source_is_bundled_and_cached(monkeypatch):
 def test_damaged_data_is_a_clear_error(tmp_path, monkeypatch):
     text = bundled.DATA_FILE.read_bytes()
     for name, data in (("cut.gz", text[: len(text) // 2]), ("empty.gz", b"")):
-        monkeypatch.setattr(bundled, "DATA_FILE", tmp_path / name)
+        monkeypatch.setattr(build, "BUNDLED_FILE", tmp_path / name)  # where source() looks
         (tmp_path / name).write_bytes(data)
         with pytest.raises(nwn.WordNetMissing, match="bundled WordNet is unusable") as e:
             nwn.load("bundled")

@@ -1,7 +1,8 @@
 """`nova-mlflow cache stats / prune`: what the response cache holds, and dropping old entries.
 
 The cache (<cache>/responses.sqlite: model answers and judge verdicts) only grows; `stats`
-shows it per provider, model and endpoint, `prune --older-than DAYS` removes old entries.
+shows it per provider, model and endpoint, `prune --older-than DAYS` removes old entries
+(and old METEOR/BLEU values from the score memo, <cache>/scores.sqlite).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from nova_mlflow.calls.store import FILE, CallStore
+from nova_mlflow.memo import FILE as MEMO_FILE
+from nova_mlflow.memo import ScoreMemo
 from nova_mlflow.paths import cache_dir
 
 COLUMNS = ("kind", "provider", "model", "endpoint", "entries", "oldest", "newest")
@@ -29,15 +32,24 @@ def cache_stats() -> dict[str, Any]:
 
 
 def prune_cache(older_than_days: float) -> dict[str, Any]:
-    """Remove entries older than `older_than_days`; {"path", "removed": {table: n}}."""
+    """Remove entries older than `older_than_days` (answers, verdicts and the score memo's
+    METEOR/BLEU values); {"path", "removed": {table: n}}."""
     path = cache_dir() / FILE
-    if not path.is_file():
-        return {"path": str(path), "removed": {"responses": 0, "verdicts": 0}}
-    store = CallStore(path)
-    try:
-        removed = store.prune(older_than_days)
-    finally:
-        store.close()
+    removed = {"responses": 0, "verdicts": 0}
+    if path.is_file():
+        store = CallStore(path)
+        try:
+            removed = store.prune(older_than_days)
+        finally:
+            store.close()
+    removed["scores"] = 0
+    if (cache_dir() / MEMO_FILE).is_file():
+        memo = ScoreMemo.open(cache_dir())
+        if memo is not None:
+            try:
+                removed["scores"] = memo.prune(older_than_days)
+            finally:
+                memo.close()
     return {"path": str(path), "removed": removed}
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nova_mlflow import tracking
 from nova_mlflow.data import Dataset
+from nova_mlflow.memo import ScoreMemo
 from nova_mlflow.metrics.usage import usage_metrics
+from nova_mlflow.paths import cache_dir
 from nova_mlflow.pricing import PriceTable
 from nova_mlflow.report import markdown_table, write_artifacts
 from nova_mlflow.report.html import build_report
@@ -56,6 +58,7 @@ class Scoring:
     tasks: tuple[Task, ...]
     context: ScoreContext
     prices: PriceTable | None = None
+    memo: bool = True  # read and keep METEOR/BLEU values in <cache>/scores.sqlite (memo.py)
 
 
 @dataclass
@@ -68,7 +71,15 @@ class Header:
 
 def score_answers(scoring: Scoring, answers: Mapping[tuple[str, Task], Answer]) -> Scores:
     """Per-task scores, plus usage (tokens, cost, latency) and the judge's own usage."""
-    scores = score(scoring.cases, answers, scoring.tasks, scoring.context)
+    ctx, memo = scoring.context, None
+    if scoring.memo and ctx.memo is None and Task.captioning in scoring.tasks:
+        memo = ScoreMemo.open(cache_dir())
+        ctx = replace(ctx, memo=memo)
+    try:
+        scores = score(scoring.cases, answers, scoring.tasks, ctx)
+    finally:
+        if memo is not None:
+            memo.close()
     if scoring.prices is not None:
         for task, ts in scores.tasks.items():
             ts.metrics.update(usage_metrics([a for a in answers.values() if a.task is task],

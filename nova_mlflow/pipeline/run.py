@@ -125,7 +125,8 @@ def run(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
         try:
             scores = score_answers(Scoring(dataset.cases, cfg.tasks,
                                            ScoreContext(frame, cfg.judge, cfg.model, matcher=judge),
-                                           prices), {(a.filename, a.task): a for a in answers})
+                                           prices, memo=cfg.use_cache),
+                                   {(a.filename, a.task): a for a in answers})
             log_results(mlrun, scores, dataset.cases, answers_path, Header(title, params),
                         run_metrics)
             if tracer is not None:  # after scoring; the traces exported while calls ran

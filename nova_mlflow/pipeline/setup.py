@@ -46,11 +46,12 @@ def check_key(model: str, api_key_env: str | None = None) -> None:
 
 
 def check_resources(tasks: tuple[Task, ...]) -> None:
-    """METEOR needs WordNet: find it now, not after the model calls were paid for."""
+    """METEOR needs WordNet: find it now, not after the model calls were paid for. Only found:
+    it is read when a METEOR value is not in the score memo (scoring/captioning.py)."""
     if Task.captioning in tasks:
-        from nova_mlflow.wordnet import wordnet
+        from nova_mlflow.wordnet import fingerprint
 
-        wordnet()
+        fingerprint()
 
 
 def check_config(cfg: RunConfig) -> tuple[Frame, dict[Task, Prompt]]:

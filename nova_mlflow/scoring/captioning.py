@@ -17,11 +17,15 @@ Which cases count:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from importlib.metadata import version
 from typing import Any
 
 import pandas as pd
 
+from nova_mlflow.memo import ScoreMemo, memo_key
 from nova_mlflow.metrics import captioning as cap
 from nova_mlflow.metrics.components import bleu_components
 from nova_mlflow.metrics.language import language_stats, words
@@ -41,16 +45,19 @@ from nova_mlflow.scoring.common import (
     parse_all,
 )
 
+log = logging.getLogger("nova_mlflow")
 
 
 def _kw(keywords: frozenset[str]) -> str:
     return "; ".join(sorted(keywords))
 
 
-def text_metrics(gts: Sequence[str], preds: Sequence[str], meteors: Sequence[float]) -> dict[str, float]:
+def text_metrics(gts: Sequence[str], preds: Sequence[str], meteors: Sequence[float],
+                 bleu: float | None = None) -> dict[str, float]:
     """Keyword, BLEU, METEOR and status scores over aligned (reference, answer) pairs.
 
-    `meteors` are the per-case METEOR values (computed once with WordNet, reused for groups).
+    `meteors` are the per-case METEOR values (computed once with WordNet, reused for groups);
+    `bleu` the corpus BLEU of these pairs if already known (computed with nltk when None).
     """
     kg = [cap.keywords(t) for t in gts]
     kp = [cap.keywords(t) for t in preds]
@@ -59,13 +66,55 @@ def text_metrics(gts: Sequence[str], preds: Sequence[str], meteors: Sequence[flo
         ms = [cap.match(getattr(p, kind), getattr(g, kind)) for p, g in zip(kp, kg)]
         out.update({f"{kind}_{k}": v for k, v in cap.corpus_prf(ms).items()})
         out[f"{kind}_f1_case_mean"] = cap.case_mean_f1(ms)
-    out["bleu"] = cap.corpus_bleu4([words(t) for t in gts], [words(t) for t in preds])
+    out["bleu"] = cap.corpus_bleu4([words(t) for t in gts], [words(t) for t in preds]) \
+        if bleu is None else bleu
     out["meteor"] = cap.mean(meteors)
     truth = [read_status(t) or "abnormal" for t in gts]  # gts are non-empty: never None
     b = binary_scores(truth, [read_status(t) for t in preds])
     out["binary_accuracy"], out["binary_f1"] = b["accuracy"], b["f1"]
     out["binary_keyword_f1"] = keyword_binary_prf(gts, preds)["f1"]
     return out
+
+
+@lru_cache(maxsize=1)
+def nltk_version() -> str:
+    """The installed nltk's version, read from its metadata (importing nltk takes ~1 s)."""
+    return version("nltk")
+
+
+def meteor_values(refs: Sequence[list[str]], hyps: Sequence[list[str]],
+            memo: ScoreMemo | None) -> list[float]:
+    """nltk METEOR per (reference, answer) pair; with a memo, the pairs it knows are read
+    back and only the others computed (and stored). WordNet is loaded only for those."""
+    from nova_mlflow.wordnet import fingerprint, wordnet
+
+    if memo is None:
+        return cap.meteor_scores(refs, hyps, wordnet())
+    scorer = f"meteor nltk-{nltk_version()} wordnet-{fingerprint()}"
+    keys = [memo_key(scorer, r, h) for r, h in zip(refs, hyps)]
+    known = memo.get(keys)
+    todo = [i for i, k in enumerate(keys) if k not in known]
+    if todo:
+        new = cap.meteor_scores([refs[i] for i in todo], [hyps[i] for i in todo], wordnet())
+        fresh = {keys[i]: v for i, v in zip(todo, new)}
+        memo.put(fresh)
+        known.update(fresh)
+    log.info("METEOR: %d of %d pairs from the score memo", len(keys) - len(todo), len(keys))
+    return [known[k] for k in keys]
+
+
+def corpus_bleu(refs: Sequence[list[str]], hyps: Sequence[list[str]],
+                memo: ScoreMemo | None) -> float:
+    """nltk's corpus BLEU-4 of these pairs, from the memo when the same pairs were scored
+    with the same nltk before."""
+    if memo is None:
+        return cap.corpus_bleu4(refs, hyps)
+    key = memo_key(f"corpus-bleu4 nltk-{nltk_version()}", list(refs), list(hyps))
+    known = memo.get([key])
+    if key not in known:
+        known[key] = cap.corpus_bleu4(refs, hyps)
+        memo.put(known)
+    return known[key]
 
 
 def case_row(caption: str | None, pred: str, meteor: float | None) -> dict[str, Any]:
@@ -95,16 +144,15 @@ def case_row(caption: str | None, pred: str, meteor: float | None) -> dict[str, 
 
 
 def score(cases: list[Case], answers: Mapping[AnswerKey, Answer], ctx: ScoreContext) -> TaskScore:
-    from nova_mlflow.wordnet import wordnet
-
     parsed = parse_all(cases, answers, Task.captioning, ctx.frame)
     preds = [p.prediction.text if p is not None and p.ok else "" for _, p, _ in parsed]  # type: ignore[union-attr]
     has_ref = [bool(words(c.caption)) for c in cases]
     ref_idx = [i for i, h in enumerate(has_ref) if h]
     gts = [cases[i].caption or "" for i in ref_idx]
     ref_preds = [preds[i] for i in ref_idx]
-    meteors = cap.meteor_scores([words(t) for t in gts], [words(t) for t in ref_preds], wordnet())
-    meteor_of = dict(zip(ref_idx, meteors))
+    ref_words, pred_words = [words(t) for t in gts], [words(t) for t in ref_preds]
+    meteor = meteor_values(ref_words, pred_words, ctx.memo)
+    meteor_of = dict(zip(ref_idx, meteor))
 
     rows = []
     for i, (c, (a, p, status)) in enumerate(zip(cases, parsed)):
@@ -116,7 +164,7 @@ def score(cases: list[Case], answers: Mapping[AnswerKey, Answer], ctx: ScoreCont
                      "error": error_of(a, p)})
     table = _nulls_as_none(pd.DataFrame(rows))
 
-    metrics = text_metrics(gts, ref_preds, meteors)
+    metrics = text_metrics(gts, ref_preds, meteor, corpus_bleu(ref_words, pred_words, ctx.memo))
     metrics |= language_stats(preds).as_metrics()
     metrics |= language_stats(c.caption for c in cases).as_metrics("gt_")  # all: the paper's 729
     metrics["no_reference"] = float(len(cases) - len(ref_idx))

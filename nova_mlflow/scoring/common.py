@@ -28,6 +28,7 @@ class ScoreContext:
     judge: str = "none"
     model: str = ""  # who wrote the answers; labels our row in the paper-style tables
     matcher: Any = None  # a ready diagnosis Matcher (e.g. the LLM judge); None = from `judge`
+    memo: Any = None  # a memo.ScoreMemo: METEOR and BLEU values computed before; None = compute
 
 
 @dataclass

@@ -21,8 +21,10 @@ naming the fix): never a silent fallback, since each source is a deliberate choi
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,44 +49,102 @@ class WordNetMissing(NovaError):
         super().__init__(" ".join(message.split()))  # always one line
 
 
-def load(choice: str | None = None) -> tuple[Any, str]:
-    """(reader, source description) for `choice` (default: $NOVA_MLFLOW_WORDNET).
+@dataclass(frozen=True)
+class Source:
+    """A chosen WordNet, found but not read: `kind` is bundled, nltk or directory."""
 
-    The description is "bundled:<data file>", "nltk:<path>" or "directory:<path>".
-    """
+    kind: str
+    path: Path
+
+    def describe(self) -> str:
+        """"bundled:<data file>", "nltk:<path>" or "directory:<path>" (logged with a run)."""
+        return f"{self.kind}:{self.path}"
+
+    def fingerprint(self) -> str:
+        """A digest of the data METEOR reads from this source (what a memoised METEOR value
+        depends on besides nltk): the bundled file's bytes, or the dict files' bytes."""
+        h = hashlib.sha256(self.kind.encode())
+        if self.kind == "bundled":  # its bytes say it all; the install path does not matter
+            h.update(self.path.read_bytes())
+        else:
+            from nova_mlflow.wordnet.build import REQUIRED
+
+            h.update(str(self.path).encode())
+            for name in REQUIRED:
+                f = self.path / name
+                h.update(name.encode() + (f.read_bytes() if f.is_file() else b"-"))
+        return h.hexdigest()[:20]
+
+
+def source(choice: str | None = None) -> Source:
+    """The WordNet `choice` names (default: $NOVA_MLFLOW_WORDNET), checked to be there;
+    WordNetMissing if not. Cheap: nothing is parsed (only "nltk" imports nltk to look)."""
     value = (os.environ.get(ENV_VAR, "") if choice is None else choice).strip()
     if value in ("", "bundled"):
-        from nova_mlflow.wordnet import bundled
+        from nova_mlflow.wordnet import build
 
-        try:
-            reader = bundled.load(bundled.DATA_FILE)
-        except bundled.DataError as e:
-            raise WordNetMissing(f"the bundled WordNet is unusable ({e}): reinstall "
-                                 f"nova-mlflow, or set {ENV_VAR} to 'nltk' or a directory "
-                                 "of WordNet dict files") from e
-        return reader, f"bundled:{bundled.DATA_FILE}"
+        if not build.BUNDLED_FILE.is_file():
+            raise WordNetMissing(f"the bundled WordNet is missing ({build.BUNDLED_FILE}): "
+                                 f"reinstall nova-mlflow, or set {ENV_VAR} to 'nltk' or a "
+                                 "directory of WordNet dict files")
+        return Source("bundled", build.BUNDLED_FILE)
 
     from nova_mlflow.wordnet import sources
 
     if value == "nltk":
         try:
-            return sources.from_nltk_data()
+            return Source("nltk", sources.nltk_data_root())
         except sources.SourceMissing as e:
             raise WordNetMissing(f"{ENV_VAR}=nltk but {e}: {_HINT}") from e
     path = Path(value).expanduser()
     if not path.is_dir():
         raise WordNetMissing(f"{ENV_VAR}={value!r} is neither 'bundled', 'nltk' nor an "
                              f"existing directory: {_HINT}")
+    return Source("directory", path)
+
+
+def load(choice: str | None = None) -> tuple[Any, str]:
+    """(reader, source description) for `choice` (default: $NOVA_MLFLOW_WORDNET).
+
+    The description is "bundled:<data file>", "nltk:<path>" or "directory:<path>".
+    """
+    src = source(choice)
+    if src.kind == "bundled":
+        from nova_mlflow.wordnet import bundled
+
+        try:
+            reader = bundled.load(src.path)
+        except bundled.DataError as e:
+            raise WordNetMissing(f"the bundled WordNet is unusable ({e}): reinstall "
+                                 f"nova-mlflow, or set {ENV_VAR} to 'nltk' or a directory "
+                                 "of WordNet dict files") from e
+        return reader, src.describe()
+
+    from nova_mlflow.wordnet import sources
+
     try:
-        log.info("WordNet for METEOR from %s (nltk's reader on a cached copy)", path)
-        return sources.from_directory(path)
+        if src.kind == "nltk":
+            return sources.from_nltk_data()
+        log.info("WordNet for METEOR from %s (nltk's reader on a cached copy)", src.path)
+        return sources.from_directory(src.path)
     except sources.SourceMissing as e:
-        raise WordNetMissing(f"{ENV_VAR}={value!r}: {e}; {_HINT}") from e
+        raise WordNetMissing(f"{ENV_VAR}={os.environ.get(ENV_VAR, '') if choice is None else choice!r}: "
+                             f"{e}; {_HINT}") from e
 
 
 @functools.lru_cache(maxsize=1)
 def _loaded() -> tuple[Any, str]:
     return load()
+
+
+@functools.lru_cache(maxsize=1)
+def _chosen() -> Source:
+    return source()
+
+
+@functools.lru_cache(maxsize=1)
+def _fingerprint() -> str:
+    return _chosen().fingerprint()
 
 
 def wordnet() -> Any:
@@ -97,13 +157,22 @@ def wordnet() -> Any:
 
 
 def wordnet_source() -> str:
-    """Where the process-wide reader came from: "bundled:...", "nltk:..." or "directory:..."."""
-    return _loaded()[1]
+    """Where the process-wide reader comes from: "bundled:...", "nltk:..." or "directory:...",
+    found without reading it."""
+    return _chosen().describe()
+
+
+def fingerprint() -> str:
+    """The process-wide source's data digest (Source.fingerprint), computed once."""
+    return _fingerprint()
 
 
 def cache_clear() -> None:
     """Forget the process-wide reader (tests, or after changing $NOVA_MLFLOW_WORDNET)."""
     _loaded.cache_clear()
+    _chosen.cache_clear()
+    _fingerprint.cache_clear()
 
 
-__all__ = ["ENV_VAR", "WordNetMissing", "cache_clear", "load", "wordnet", "wordnet_source"]
+__all__ = ["ENV_VAR", "Source", "WordNetMissing", "cache_clear", "fingerprint", "load", "source",
+           "wordnet", "wordnet_source"]

@@ -36,7 +36,8 @@ FORMAT_TAG = "nova-mlflow-wordnet 1"
 POS_ORDER = ("n", "v", "a", "r")
 FILE_OF = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
 DEFAULT_SOURCE = Path("/usr/share/wordnet")
-DEFAULT_OUT = Path(__file__).resolve().parent / "wordnet-3.0.txt.gz"
+BUNDLED_FILE = Path(__file__).resolve().parent / "wordnet-3.0.txt.gz"  # the shipped data
+DEFAULT_OUT = BUNDLED_FILE
 REQUIRED = tuple(f"{kind}.{FILE_OF[p]}" for kind in ("index", "data") for p in POS_ORDER) + \
     tuple(f"{FILE_OF[p]}.exc" for p in POS_ORDER)
 _MARKER = re.compile(r"(.*?)(\([^()]*\))?$")  # nltk's own pattern for the syntactic marker

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-from nova_mlflow.wordnet.build import FORMAT_TAG, POS_ORDER
+from nova_mlflow.wordnet.build import BUNDLED_FILE, FORMAT_TAG, POS_ORDER
 
-DATA_FILE = Path(__file__).resolve().parent / "wordnet-3.0.txt.gz"
+DATA_FILE = BUNDLED_FILE
 
 
 class DataError(Exception):

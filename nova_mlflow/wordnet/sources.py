@@ -65,16 +65,21 @@ def _reader(root: Path) -> Any:
         return WordNetCorpusReader(str(root), None)
 
 
-def from_nltk_data() -> tuple[Any, str]:
-    """nltk's own WordNet (what nltk.download('wordnet') installs, or NLTK_DATA)."""
+def nltk_data_root() -> Path:
+    """Where nltk finds 'corpora/wordnet' (what nltk.download('wordnet') installs, or NLTK_DATA)."""
     import nltk
 
     try:
-        found = nltk.data.find("corpora/wordnet")
+        return Path(str(nltk.data.find("corpora/wordnet")))
     except LookupError as e:
         raise SourceMissing("nltk has no 'corpora/wordnet' on its data path "
                             f"({os.pathsep.join(map(str, nltk.data.path))})") from e
-    return _reader(Path(str(found))), f"nltk:{found}"
+
+
+def from_nltk_data() -> tuple[Any, str]:
+    """nltk's own WordNet reader on nltk_data_root()."""
+    found = nltk_data_root()
+    return _reader(found), f"nltk:{found}"
 
 
 def copy_dir(source: Path, root: Path) -> Path:
