@@ -160,8 +160,7 @@ def run_options(fn):
                      help="First backoff in seconds; doubles each retry."),
         click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
                      show_default=True, help="Seconds per attempt."),
-        click.option("--no-cache", is_flag=True,
-                     help="Neither read nor write the response cache (nor the METEOR/BLEU memo)."),
+        click.option("--no-cache", is_flag=True, help="Use no response cache and no score memo."),
         click.option("--refresh", is_flag=True,
                      help="Ask the model again and overwrite cached answers."),
         click.option("--prices", type=click.Path(dir_okay=False), default=None,
@@ -349,8 +348,8 @@ def gate(run_id, registered_model, metrics, min_delta, alpha, dry_run, adjust, a
 def cache() -> None:
     """The response cache: model answers and judge verdicts kept so no call is paid twice.
 
-    Kept in <cache>/responses.sqlite ($NOVA_MLFLOW_CACHE, else the platform's user cache),
-    keyed by provider, model, endpoint, prompt, settings and input."""
+    In <cache>/responses.sqlite ($NOVA_MLFLOW_CACHE, else the user cache), keyed by provider,
+    model, endpoint, prompt, settings and input; METEOR/BLEU values in scores.sqlite."""
 
 
 @cache.command("stats")
@@ -380,9 +379,9 @@ def cache_prune(older_than, as_json) -> None:
         _emit_json(done)
     else:
         r = done["removed"]
-        click.echo(f"removed {r['responses']} answer(s) and {r['verdicts']} verdict(s) older "
-                   f"than {older_than:g} day(s) from {done['path']}, and {r['scores']} "
-                   "memoised METEOR/BLEU value(s)")
+        click.echo(f"removed {r['responses']} answer(s), {r['verdicts']} verdict(s) and "
+                   f"{r['scores']} memoised METEOR/BLEU value(s) older than {older_than:g} "
+                   f"day(s) from {done['path']}")
 
 
 @main.command()

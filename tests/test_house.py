@@ -24,7 +24,7 @@ LAYERS = {
     "pipeline": 4,
     "scoring": 3, "report": 3, "analysis": 3, "calls": 3, "tracking": 3, "judge": 3,
     "testing": 3,
-    "metrics": 2, "parsing": 2, "data": 2, "providers": 2, "prompts": 2,
+    "metrics": 2, "parsing": 2, "data": 2, "providers": 2, "prompts": 2, "memo": 2,
     "schemas": 1, "errors": 1, "paths": 1, "config": 1, "secrets": 1, "pricing": 1,
     "wordnet": 1, "names": 1,
 }
