@@ -379,9 +379,8 @@ def cache_prune(older_than, as_json) -> None:
         _emit_json(done)
     else:
         r = done["removed"]
-        click.echo(f"removed {r['responses']} answer(s), {r['verdicts']} verdict(s) and "
-                   f"{r['scores']} memoised METEOR/BLEU value(s) older than {older_than:g} "
-                   f"day(s) from {done['path']}")
+        click.echo(f"removed {r['responses']} answer(s), {r['verdicts']} verdict(s) and {r['scores']}"
+                   f" memoised METEOR/BLEU value(s) older than {older_than:g} day(s) from {done['path']}")
 
 
 @main.command()
