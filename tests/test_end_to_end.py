@@ -245,3 +245,24 @@ def test_the_command_exits_quickly_with_everything_written(tmp_path, demo_dir):
                           str(tmp_path / "nowhere")], capture_output=True, text=True,
                          cwd=tmp_path, env=env, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("nova-mlflow: error: ")
+
+
+def test_the_command_and_only_the_command_collects_garbage_less_often(tmp_path):
+    """`entry` raises the collector's thresholds for the command's process (BENCHMARKS.md,
+    "garbage collector"); importing the package or calling the Python API leaves the host's
+    collector as it was."""
+    from nova_mlflow.__main__ import COMMAND_GC_THRESHOLDS
+
+    code = ("import atexit, gc, json, sys\n"
+            "import nova_mlflow, nova_mlflow.api, nova_mlflow.__main__ as m\n"
+            "before = gc.get_threshold()\n"
+            "atexit.register(lambda: print(json.dumps([before, gc.get_threshold()]),"
+            " file=sys.stderr))\n"
+            "sys.argv = ['nova-mlflow', '--help']\n"
+            "m.entry()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, during = json.loads(out.stderr.strip().splitlines()[-1])
+    assert tuple(before) == (700, 10, 10)  # Python's own, untouched by the imports
+    assert tuple(during) == tuple(COMMAND_GC_THRESHOLDS) != tuple(before)
