@@ -23,10 +23,10 @@ def entry() -> None:
     escapes the command takes Python's normal path (traceback, exit code 1).
 
     The garbage collector runs less often in the command (not in the Python API: a library
-    leaves its host's collector alone): with Python's default thresholds a cached 906-case
-    `evaluate` spent 1.2 s of 8.2 s in ~1,100 collections, most of it rescanning the
-    ~1 M objects MLflow, pandas and matplotlib leave alive; with a young generation of 50,000
-    allocations it spends 0.3 s and peaks no higher (BENCHMARKS.md, "garbage collector").
+    leaves its host's collector alone): with Python's default thresholds a 906-case
+    `evaluate` spent 1.5 s of 11 s in ~1,300 collections, the full ones rescanning the
+    objects MLflow, pandas and matplotlib keep alive; with a young generation of 50,000
+    allocations it spends 0.5 s and peaks no higher (BENCHMARKS.md, "garbage collector").
     """
     gc.set_threshold(*COMMAND_GC_THRESHOLDS)
     try:

@@ -322,7 +322,9 @@ def render(res: dict, meta: dict) -> str:
         f"{int(res[stores[0]]['reps'][0]['n_artifact_calls'])} other artifact calls (answers "
         "JSONL, config, the JSON schemas as a folder, results/ as a folder: summary, report "
         "tables, figures and HTML). "
-        "Stores: a sqlite file; a local `mlflow server --workers 1` (sqlite backend, "
+        + (f"The process collects garbage as the command does (thresholds "
+           f"{tuple(meta['gc_thresholds'])}, `__main__.entry`). " if meta.get("gc_thresholds") else "")
+        + "Stores: a sqlite file; a local `mlflow server --workers 1` (sqlite backend, "
         "`--serve-artifacts`, so every artifact is an HTTP upload)"
         + (f", which answered /health {server_start_s:.1f} s after it was started" if server_start_s else "")
         + ". Steady state = median (min-max) of the repeats after a first run in the process.",
@@ -446,6 +448,12 @@ def main() -> None:
         res, meta = saved["results"], saved["meta"]
     else:
         meta = new_meta(("python perf/bench_logging.py " + " ".join(sys.argv[1:])).strip())
+        import gc
+
+        from nova_mlflow.__main__ import COMMAND_GC_THRESHOLDS
+
+        gc.set_threshold(*COMMAND_GC_THRESHOLDS)  # as in the command's process (__main__.entry)
+        meta["gc_thresholds"] = list(COMMAND_GC_THRESHOLDS)
         init_store("logging", "bench-logging")
         bench = Bench()
         meta["wordnet_s"] = bench.wordnet_s
