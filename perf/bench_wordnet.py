@@ -167,8 +167,9 @@ def main() -> None:
          "target <= 1 s. Mean METEOR identical in every run of both sources "
          f"({next(iter(means['bundled'])):.12f}). The import line is mostly `import nltk` "
          "(which imports scipy and scikit-learn when they are installed), paid by METEOR "
-         "with any WordNet. METEOR's own time is mostly Porter stemming and nltk's morphy (the "
-         "same code for both sources); it is higher with nltk's reader, which reads and "
+         "with any WordNet. METEOR's own time is Porter stemming and nltk's morphy, each "
+         "word's result kept for the rest of the call (`metrics.captioning.meteor_scores`; "
+         "captions share most words); it is higher with nltk's reader, which reads and "
          "parses each synset's full data line (gloss, pointers) on first use."),
         "",
     ]
