@@ -78,7 +78,8 @@ def render(res: dict, meta: dict) -> str:
              f"906-case set, then `report.write_artifacts` (tables, splits, figures) "
              f"{meta['repeats']} + 1 times in one process; each figure function timed (it "
              "builds the figure and writes the PNG). Steady state = median (min-max) of the "
-             "rounds after the first; the first round also loads matplotlib's fonts. Importing "
+             "rounds after the first; the first round also loads matplotlib's fonts. The "
+             "process collects garbage as the command does (`__main__.entry`). Importing "
              f"the plotting modules (matplotlib): {fmt_s(res['import_s'])}.", "",
              "| figure | first round | steady state, wall | steady state, CPU |",
              "|---|---:|---:|---:|"]
@@ -110,6 +111,11 @@ def main() -> None:
     isolate("figures")
     meta = new_meta(("python -m perf.bench_figures " + " ".join(sys.argv[1:])).strip())
     meta["repeats"] = a.repeats
+    import gc
+
+    from nova_mlflow.__main__ import COMMAND_GC_THRESHOLDS
+
+    gc.set_threshold(*COMMAND_GC_THRESHOLDS)  # as in the command's process (__main__.entry)
     res = measure(a.repeats)
     end_meta(meta)
     body = render(res, meta)
