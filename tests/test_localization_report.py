@@ -256,3 +256,27 @@ def test_quoted_paper_text_is_the_fact_sheets():
         assert para.strip() in sheet, para[:60]
     assert paper_text_tables(sheet) == paper_text_tables(PAPER_TEXT.read_text(encoding="utf-8"))
 
+
+
+@pytest.mark.parametrize("axis_off", [True, False])
+def test_fixed_title_position_draws_what_matplotlib_would_place(tmp_path, monkeypatch, axis_off):
+    """The figures' style pins titles to the top of their axes (`axes.titley` 1.0) instead of
+    letting matplotlib place them above top ticks, which it measures by building every
+    tick; with ticks at the bottom only (every figure here) the pixels are the same."""
+    from PIL import Image
+
+    from nova_mlflow.report import plots
+
+    def draw(titley, name):
+        monkeypatch.setitem(plots.STYLE, "axes.titley", titley)
+        fig, axes = plots.new_figure(2, 1, width=3, height=3)
+        for i, ax in enumerate(axes.flat):
+            ax.plot([0, 1, 2], [i, 2, 1])
+            ax.set_title(f"panel {i}\nsecond line", fontsize=9)
+            if axis_off:
+                ax.axis("off")
+        plots.lay_out(fig, plots.Margins(left=0.4, bottom=0.4, head=0.7), wgap=0.5)
+        return np.asarray(Image.open(plots.save(fig, tmp_path / name)))
+
+    auto, pinned = draw(None, "auto.png"), draw(1.0, "pinned.png")
+    assert auto.shape == pinned.shape and (auto == pinned).all()

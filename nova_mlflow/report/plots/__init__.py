@@ -28,6 +28,9 @@ STYLE = {
     "grid.alpha": 0.3,
     "font.size": 10,
     "axes.titlesize": 11,
+    # titles at the top of their axes, not placed above top ticks that no figure here has:
+    # the automatic placement builds every axis' ticks to measure them (~0.1 s of Figure 4a)
+    "axes.titley": 1.0,
 }
 
 
