@@ -331,6 +331,22 @@ def test_directory_without_wordnet_files_names_what_is_missing(tmp_path):
         nwn.load(str(tmp_path))
 
 
+def test_a_run_checks_its_wordnet_before_any_call(tmp_path, monkeypatch):
+    """Setup only finds the WordNet (reading it waits for the first METEOR the score memo
+    does not hold), but an absent or incomplete source still stops a run before its calls."""
+    from nova_mlflow.pipeline import setup
+    from nova_mlflow.schemas import Task
+
+    (tmp_path / "data.noun").write_text("")
+    for value in (str(tmp_path), str(tmp_path / "nowhere")):
+        monkeypatch.setenv(nwn.ENV_VAR, value)
+        nwn.cache_clear()
+        with pytest.raises(nwn.WordNetMissing):
+            setup.check_resources((Task.captioning,))
+    nwn.cache_clear()
+    setup.check_resources((Task.localization,))  # no captioning: no WordNet needed
+
+
 def test_nltk_source_without_nltk_data_is_a_clear_error(tmp_path, monkeypatch):
     import nltk
 

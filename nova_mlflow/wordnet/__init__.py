@@ -100,6 +100,12 @@ def source(choice: str | None = None) -> Source:
     if not path.is_dir():
         raise WordNetMissing(f"{ENV_VAR}={value!r} is neither 'bundled', 'nltk' nor an "
                              f"existing directory: {_HINT}")
+    from nova_mlflow.wordnet.build import REQUIRED
+
+    missing = [f for f in REQUIRED if not (path / f).is_file()]
+    if missing:
+        raise WordNetMissing(f"{ENV_VAR}={value!r}: {path} is not a WordNet dict directory: "
+                             f"it lacks {', '.join(missing)}; {_HINT}")
     return Source("directory", path)
 
 
