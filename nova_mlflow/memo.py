@@ -19,7 +19,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,20 @@ class ScoreMemo:
                 self._db.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+
+    def through(self, keys: Sequence[str], compute: Callable[[list[int]], list[float]],
+                what: str = "values") -> list[float]:
+        """The value of every key: read back where known, else `compute(indices of the
+        missing keys)` (in that order) and stored. Returns them in `keys`' order; logs how
+        many of `what` were read back."""
+        known = self.get(keys)
+        todo = [i for i, k in enumerate(keys) if k not in known]
+        if todo:
+            fresh = dict(zip((keys[i] for i in todo), compute(todo)))
+            self.put(fresh)
+            known.update(fresh)
+        log.info("%s: %d of %d from the score memo", what, len(keys) - len(todo), len(keys))
+        return [known[k] for k in keys]
 
     def prune(self, older_than_days: float) -> int:
         """Remove values stored more than `older_than_days` ago; how many went."""

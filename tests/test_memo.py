@@ -88,15 +88,38 @@ def test_keys_differ_by_scorer_and_by_words():
     assert memo_key("s", ["x y"], ["z"]) != memo_key("s", ["x", "y"], ["z"])
 
 
-def test_an_unusable_memo_is_a_warning_and_scoring_goes_on(tmp_path, caplog, real_cases):
-    bad = tmp_path / "cache"
-    bad.mkdir()
-    (bad / FILE).write_bytes(b"this is not a database" * 100)
+def test_an_unusable_memo_is_a_warning_and_scoring_goes_on(tmp_path, monkeypatch, caplog,
+                                                            real_cases):
+    """A damaged scores.sqlite in the cache: scoring (as a run does it, through
+    score_answers) warns once and computes every value, equal to scoring without a memo."""
+    from nova_mlflow.pipeline.results import Scoring, score_answers
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / FILE).write_bytes(b"this is not a database" * 100)
+    monkeypatch.setenv("NOVA_MLFLOW_CACHE", str(cache))
+    answers = _answers(real_cases)
     with caplog.at_level(logging.WARNING, logger="nova_mlflow"):
-        memo = ScoreMemo.open(bad)
-    assert memo is None and "not usable" in caplog.text
-    plain = sc.score(real_cases, _answers(real_cases), ScoreContext(model="m"))
-    assert plain.metrics["meteor"] > 0
+        got = score_answers(Scoring(real_cases, (Task.captioning,), ScoreContext(model="m")),
+                            answers)
+    assert "not usable" in caplog.text
+    plain = sc.score(real_cases, answers, ScoreContext(model="m"))
+    assert got.tasks[Task.captioning].metrics == plain.metrics and plain.metrics["meteor"] > 0
+
+
+def test_through_computes_only_what_is_missing_in_order(tmp_path):
+    memo = ScoreMemo(tmp_path / FILE)
+    memo.put({"b": 2.0})
+    asked = []
+
+    def compute(idx):
+        asked.append(idx)
+        return [10.0 * i for i in idx]
+
+    assert memo.through(["a", "b", "c"], compute) == [0.0, 2.0, 20.0]
+    assert asked == [[0, 2]]
+    assert memo.through(["c", "a"], compute) == [20.0, 0.0] and asked == [[0, 2]]
+    memo.close()
 
 
 def test_second_scoring_reads_every_value_back_and_equals_a_fresh_one(tmp_path, monkeypatch,

@@ -17,7 +17,6 @@ Which cases count:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib.metadata import version
@@ -44,9 +43,6 @@ from nova_mlflow.scoring.common import (
     error_of,
     parse_all,
 )
-
-log = logging.getLogger("nova_mlflow")
-
 
 def _kw(keywords: frozenset[str]) -> str:
     return "; ".join(sorted(keywords))
@@ -83,24 +79,19 @@ def nltk_version() -> str:
 
 
 def meteor_values(refs: Sequence[list[str]], hyps: Sequence[list[str]],
-            memo: ScoreMemo | None) -> list[float]:
+                  memo: ScoreMemo | None) -> list[float]:
     """nltk METEOR per (reference, answer) pair; with a memo, the pairs it knows are read
     back and only the others computed (and stored). WordNet is loaded only for those."""
     from nova_mlflow.wordnet import fingerprint, wordnet
 
+    def compute(idx: list[int]) -> list[float]:
+        return cap.meteor_scores([refs[i] for i in idx], [hyps[i] for i in idx], wordnet())
+
     if memo is None:
-        return cap.meteor_scores(refs, hyps, wordnet())
+        return compute(list(range(len(refs))))
     scorer = f"meteor nltk-{nltk_version()} wordnet-{fingerprint()}"
-    keys = [memo_key(scorer, r, h) for r, h in zip(refs, hyps)]
-    known = memo.get(keys)
-    todo = [i for i, k in enumerate(keys) if k not in known]
-    if todo:
-        new = cap.meteor_scores([refs[i] for i in todo], [hyps[i] for i in todo], wordnet())
-        fresh = {keys[i]: v for i, v in zip(todo, new)}
-        memo.put(fresh)
-        known.update(fresh)
-    log.info("METEOR: %d of %d pairs from the score memo", len(keys) - len(todo), len(keys))
-    return [known[k] for k in keys]
+    return memo.through([memo_key(scorer, r, h) for r, h in zip(refs, hyps)], compute,
+                        "METEOR pairs")
 
 
 def corpus_bleu(refs: Sequence[list[str]], hyps: Sequence[list[str]],
@@ -110,11 +101,7 @@ def corpus_bleu(refs: Sequence[list[str]], hyps: Sequence[list[str]],
     if memo is None:
         return cap.corpus_bleu4(refs, hyps)
     key = memo_key(f"corpus-bleu4 nltk-{nltk_version()}", list(refs), list(hyps))
-    known = memo.get([key])
-    if key not in known:
-        known[key] = cap.corpus_bleu4(refs, hyps)
-        memo.put(known)
-    return known[key]
+    return memo.through([key], lambda _: [cap.corpus_bleu4(refs, hyps)], "corpus BLEU")[0]
 
 
 def case_row(caption: str | None, pred: str, meteor: float | None) -> dict[str, Any]:
