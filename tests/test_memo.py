@@ -57,18 +57,18 @@ class Counting:
     def __init__(self, monkeypatch):
         self.loads = 0
         self.pairs = 0
-        real_load, real_meteor = nwn.load, cap.meteor_scores
+        real_read, real_meteor = nwn.read, cap.meteor_scores
 
-        def load(*a, **k):
+        def read(*a, **k):
             self.loads += 1
-            return real_load(*a, **k)
+            return real_read(*a, **k)
 
         def meteor(refs, hyps, wn):
             self.pairs += len(refs)
             return real_meteor(refs, hyps, wn)
 
         nwn.cache_clear()
-        monkeypatch.setattr(nwn, "load", load)
+        monkeypatch.setattr(nwn, "read", read)
         monkeypatch.setattr(cap, "meteor_scores", meteor)
 
 

@@ -49,9 +49,9 @@ def check_resources(tasks: tuple[Task, ...]) -> None:
     """METEOR needs WordNet: find it now, not after the model calls were paid for. Only found:
     it is read when a METEOR value is not in the score memo (scoring/captioning.py)."""
     if Task.captioning in tasks:
-        from nova_mlflow.wordnet import fingerprint
+        from nova_mlflow.wordnet import wordnet_source
 
-        fingerprint()
+        wordnet_source()  # WordNetMissing (exit 2) if absent or incomplete
 
 
 def check_config(cfg: RunConfig) -> tuple[Frame, dict[Task, Prompt]]:

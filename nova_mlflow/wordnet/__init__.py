@@ -109,43 +109,47 @@ def source(choice: str | None = None) -> Source:
     return Source("directory", path)
 
 
+def read(src: Source) -> Any:
+    """The reader of a found source (the slow part: seconds for nltk's reader, ~0.1 s for
+    the bundled data); WordNetMissing if its data turns out unusable."""
+    if src.kind == "bundled":
+        from nova_mlflow.wordnet import bundled
+
+        try:
+            return bundled.load(src.path)
+        except bundled.DataError as e:
+            raise WordNetMissing(f"the bundled WordNet is unusable ({e}): reinstall "
+                                 f"nova-mlflow, or set {ENV_VAR} to 'nltk' or a directory "
+                                 "of WordNet dict files") from e
+
+    from nova_mlflow.wordnet import sources
+
+    try:
+        if src.kind == "nltk":
+            return sources.from_nltk_data()[0]
+        log.info("WordNet for METEOR from %s (nltk's reader on a cached copy)", src.path)
+        return sources.from_directory(src.path)[0]
+    except sources.SourceMissing as e:
+        raise WordNetMissing(f"{ENV_VAR} ({src.describe()}): {e}; {_HINT}") from e
+
+
 def load(choice: str | None = None) -> tuple[Any, str]:
     """(reader, source description) for `choice` (default: $NOVA_MLFLOW_WORDNET).
 
     The description is "bundled:<data file>", "nltk:<path>" or "directory:<path>".
     """
     src = source(choice)
-    if src.kind == "bundled":
-        from nova_mlflow.wordnet import bundled
-
-        try:
-            reader = bundled.load(src.path)
-        except bundled.DataError as e:
-            raise WordNetMissing(f"the bundled WordNet is unusable ({e}): reinstall "
-                                 f"nova-mlflow, or set {ENV_VAR} to 'nltk' or a directory "
-                                 "of WordNet dict files") from e
-        return reader, src.describe()
-
-    from nova_mlflow.wordnet import sources
-
-    try:
-        if src.kind == "nltk":
-            return sources.from_nltk_data()
-        log.info("WordNet for METEOR from %s (nltk's reader on a cached copy)", src.path)
-        return sources.from_directory(src.path)
-    except sources.SourceMissing as e:
-        raise WordNetMissing(f"{ENV_VAR}={os.environ.get(ENV_VAR, '') if choice is None else choice!r}: "
-                             f"{e}; {_HINT}") from e
-
-
-@functools.lru_cache(maxsize=1)
-def _loaded() -> tuple[Any, str]:
-    return load()
+    return read(src), src.describe()
 
 
 @functools.lru_cache(maxsize=1)
 def _chosen() -> Source:
     return source()
+
+
+@functools.lru_cache(maxsize=1)
+def _reader() -> Any:
+    return read(_chosen())  # the source the memo's fingerprint names, read once
 
 
 @functools.lru_cache(maxsize=1)
@@ -159,7 +163,7 @@ def wordnet() -> Any:
     Chosen by $NOVA_MLFLOW_WORDNET (module docstring), loaded on first call and cached;
     WordNetMissing if the chosen source is absent.
     """
-    return _loaded()[0]
+    return _reader()
 
 
 def wordnet_source() -> str:
@@ -175,10 +179,10 @@ def fingerprint() -> str:
 
 def cache_clear() -> None:
     """Forget the process-wide reader (tests, or after changing $NOVA_MLFLOW_WORDNET)."""
-    _loaded.cache_clear()
+    _reader.cache_clear()
     _chosen.cache_clear()
     _fingerprint.cache_clear()
 
 
-__all__ = ["ENV_VAR", "Source", "WordNetMissing", "cache_clear", "fingerprint", "load", "source",
-           "wordnet", "wordnet_source"]
+__all__ = ["ENV_VAR", "Source", "WordNetMissing", "cache_clear", "fingerprint", "load", "read",
+           "source", "wordnet", "wordnet_source"]
