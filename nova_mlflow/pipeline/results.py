@@ -58,7 +58,7 @@ class Scoring:
     tasks: tuple[Task, ...]
     context: ScoreContext
     prices: PriceTable | None = None
-    memo: bool = True  # read and keep METEOR/BLEU values in <cache>/scores.sqlite (memo.py)
+    use_memo: bool = True  # read and keep METEOR/BLEU values in <cache>/scores.sqlite (memo.py)
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Header:
 def score_answers(scoring: Scoring, answers: Mapping[tuple[str, Task], Answer]) -> Scores:
     """Per-task scores, plus usage (tokens, cost, latency) and the judge's own usage."""
     ctx, memo = scoring.context, None
-    if scoring.memo and ctx.memo is None and Task.captioning in scoring.tasks:
+    if scoring.use_memo and ctx.memo is None and Task.captioning in scoring.tasks:
         memo = ScoreMemo.open(cache_dir())
         ctx = replace(ctx, memo=memo)
     try:

@@ -125,7 +125,7 @@ def run(cfg: RunConfig, dataset: Dataset | None = None) -> RunSummary:
         try:
             scores = score_answers(Scoring(dataset.cases, cfg.tasks,
                                            ScoreContext(frame, cfg.judge, cfg.model, matcher=judge),
-                                           prices, memo=cfg.use_cache),
+                                           prices, use_memo=cfg.use_cache),
                                    {(a.filename, a.task): a for a in answers})
             log_results(mlrun, scores, dataset.cases, answers_path, Header(title, params),
                         run_metrics)

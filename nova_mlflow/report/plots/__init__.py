@@ -29,7 +29,8 @@ STYLE = {
     "font.size": 10,
     "axes.titlesize": 11,
     # titles at the top of their axes, not placed above top ticks that no figure here has:
-    # the automatic placement builds every axis' ticks to measure them (~0.1 s of Figure 4a)
+    # the automatic placement builds every axis' ticks to measure them (~50 ms of Figure 4a
+    # alone in an A/B of that figure; the six: BENCHMARKS.md "figures")
     "axes.titley": 1.0,
 }
 
