@@ -355,7 +355,7 @@ def cache() -> None:
 @cache.command("stats")
 @json_flag("the result")
 def cache_stats(as_json) -> None:
-    """Entries per provider, model and endpoint (answers) and per judge (verdicts)."""
+    """Entries per provider, model, endpoint (answers) and judge (verdicts); memo size."""
     from nova_mlflow import api
     from nova_mlflow.pipeline.cache import stats_table
 

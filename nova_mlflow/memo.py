@@ -123,6 +123,14 @@ class ScoreMemo:
         with self._lock:
             return self._db.execute("DELETE FROM memo WHERE created < ?", (cutoff,)).rowcount
 
+    def span(self) -> dict[str, Any]:
+        """{"entries", "oldest", "newest"} (timestamps; None when empty): what `cache stats`
+        shows of the memo."""
+        with self._lock:
+            n, oldest, newest = self._db.execute(
+                "SELECT count(*), min(created), max(created) FROM memo").fetchone()
+        return {"entries": int(n), "oldest": oldest, "newest": newest}
+
     def __len__(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM memo").fetchone()[0])

@@ -188,19 +188,23 @@ def test_stats_and_prune(tmp_path, demo_dir, two_servers):
     _seed_schema_1(db, _old_entries(demo_dir, "1. Astrocytoma"))
     _run(demo_dir, "--model", QWEN, "--base-url", a.openai_base_url)
     _run(demo_dir, "--model", QWEN, "--base-url", b.openai_base_url)
+    ScoreMemo(tmp_path / "nova_cache" / MEMO_FILE).put({"a": 0.1, "b": 0.2, "c": 0.3})
     stats = json.loads(_cli("stats", "--json").stdout)
     rows = {(r["kind"], r["provider"], r["model"], r["endpoint"]): r["entries"]
             for r in stats["rows"]}
     assert rows == {("responses", "openai-compatible", QWEN, a.openai_base_url): 3,
                     ("responses", "openai-compatible", QWEN, b.openai_base_url): 3,
                     ("responses", "openai", "gpt-4o", "(not recorded)"): 3}
+    assert stats["scores"]["entries"] == 3 and stats["scores"]["bytes"] > 0
     text = _cli("stats").stdout
     assert a.openai_base_url in text and b.openai_base_url in text and "9 entries" in text
+    assert f"scores.sqlite ({stats['scores']['bytes'] / 1e3:.0f} kB): 3 METEOR/BLEU" in text
 
     with sqlite3.connect(db) as con:  # age the first server's answers by ten days
         con.execute("UPDATE responses SET created = created - 10 * 86400 WHERE endpoint = ?",
                     (a.openai_base_url,))
     memo = ScoreMemo(tmp_path / "nova_cache" / MEMO_FILE)  # METEOR values: one old, one new
+    memo.prune(0)
     memo.put({"old": 0.5, "new": 0.25})
     with sqlite3.connect(tmp_path / "nova_cache" / MEMO_FILE) as con:
         con.execute("UPDATE memo SET created = created - 10 * 86400 WHERE key = 'old'")
@@ -211,6 +215,8 @@ def test_stats_and_prune(tmp_path, demo_dir, two_servers):
     assert json.loads(_cli("prune", "--older-than", "0", "--json").stdout)["removed"] == \
         {"responses": 6, "verdicts": 0, "scores": 1}
     assert len(memo) == 0
+    assert json.loads(_cli("stats", "--json").stdout)["scores"]["entries"] == 0
+    assert "no METEOR/BLEU values" in _cli("stats").stdout
     bad = CliRunner().invoke(main, ["cache", "prune", "--older-than", "-1"])
     assert bad.exit_code == 2
     assert CliRunner().invoke(main, ["cache", "prune"]).exit_code == 2  # DAYS is required
@@ -218,6 +224,9 @@ def test_stats_and_prune(tmp_path, demo_dir, two_servers):
 
 def test_stats_of_a_fresh_machine_and_of_a_broken_file(tmp_path):
     assert "empty" in _cli("stats").stdout
+    (tmp_path / "nova_cache" / MEMO_FILE).write_bytes(b"not a memo either" * 100)
+    res = _cli("stats")  # an unusable score memo is a warning, as when scoring
+    assert "no METEOR/BLEU values" in res.stdout and "not usable" in res.stderr
     (tmp_path / "nova_cache" / "responses.sqlite").write_bytes(b"this is not sqlite" * 100)
     res = CliRunner().invoke(main, ["cache", "stats"])
     assert res.exit_code == 2 and "responses.sqlite" in res.stderr and "not a response cache" \

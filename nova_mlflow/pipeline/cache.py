@@ -7,7 +7,10 @@ shows it per provider, model and endpoint, `prune --older-than DAYS` removes old
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from nova_mlflow.calls.store import FILE, CallStore
@@ -15,20 +18,45 @@ from nova_mlflow.memo import FILE as MEMO_FILE
 from nova_mlflow.memo import ScoreMemo
 from nova_mlflow.paths import cache_dir
 
+log = logging.getLogger("nova_mlflow")
+
 COLUMNS = ("kind", "provider", "model", "endpoint", "entries", "oldest", "newest")
 
 
 def cache_stats() -> dict[str, Any]:
-    """{"path", "bytes", "rows": [...]} of the response cache (empty if there is none yet)."""
+    """{"path", "bytes", "rows": [...], "scores": {...}} of the response cache (empty if there
+    is none yet) and of the score memo ("scores": path, bytes, entries, oldest, newest)."""
     path = cache_dir() / FILE
-    if not path.is_file():
-        return {"path": str(path), "bytes": 0, "rows": []}
-    store = CallStore(path)
-    try:
-        rows = store.stats()
-    finally:
-        store.close()
-    return {"path": str(path), "bytes": path.stat().st_size, "rows": rows}
+    rows: list[dict[str, Any]] = []
+    if path.is_file():
+        store = CallStore(path)
+        try:
+            rows = store.stats()
+        finally:
+            store.close()
+    return {"path": str(path), "bytes": path.stat().st_size if path.is_file() else 0,
+            "rows": rows, "scores": _memo_stats()}
+
+
+def _memo_stats() -> dict[str, Any]:
+    path = cache_dir() / MEMO_FILE
+    out: dict[str, Any] = {"path": str(path), "bytes": 0, "entries": 0, "oldest": None,
+                           "newest": None}
+    memo = ScoreMemo.open(cache_dir()) if path.is_file() else None  # unusable: a warning
+    if memo is not None:
+        try:
+            out.update(memo.span(), bytes=_size(path))
+        except sqlite3.Error as exc:
+            log.warning("score memo %s could not be read (%s)", path, exc)
+        finally:
+            memo.close()
+    return out
+
+
+def _size(db: Path) -> int:
+    """Bytes of a WAL-mode sqlite file with its journal files (what it takes on disk)."""
+    return sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal"))
+               if p.is_file())
 
 
 def prune_cache(older_than_days: float) -> dict[str, Any]:
@@ -57,13 +85,25 @@ def _day(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
 
 
+def _file(path: str, size: int) -> str:
+    return f"{path} ({size / 1e6:.1f} MB)" if size >= 1e5 else f"{path} ({size / 1e3:.0f} kB)"
+
+
+def _memo_line(memo: dict[str, Any] | None) -> list[str]:
+    if not memo:
+        return []
+    if not memo["entries"]:
+        return [f"{_file(memo['path'], memo['bytes'])}: no METEOR/BLEU values"]
+    return [f"{_file(memo['path'], memo['bytes'])}: {memo['entries']} METEOR/BLEU value(s),"
+            f" {_day(memo['oldest'])} to {_day(memo['newest'])}"]
+
+
 def stats_table(stats: dict[str, Any]) -> str:
-    """The stats as a plain-text table for the terminal."""
-    size = stats["bytes"]
-    head = f"{stats['path']} ({size / 1e6:.1f} MB)" if size >= 1e5 else \
-        f"{stats['path']} ({size / 1e3:.0f} kB)"
+    """The stats as a plain-text table for the terminal (then the score memo's line)."""
+    head = _file(stats["path"], stats["bytes"])
+    memo = _memo_line(stats.get("scores"))
     if not stats["rows"]:
-        return f"{head}: empty"
+        return "\n".join([f"{head}: empty", *memo])
     body = [[str(r[c]) if c not in ("oldest", "newest") else _day(r[c]) for c in COLUMNS]
              for r in stats["rows"]]
     widths = [max(len(x) for x in col) for col in zip(COLUMNS, *body)]
@@ -72,4 +112,4 @@ def stats_table(stats: dict[str, Any]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
 
     total = sum(r["entries"] for r in stats["rows"])
-    return "\n".join([head, line(COLUMNS), *(line(b) for b in body), f"{total} entries"])
+    return "\n".join([head, line(COLUMNS), *(line(b) for b in body), f"{total} entries", *memo])
