@@ -147,7 +147,7 @@ def test_second_scoring_reads_every_value_back_and_equals_a_fresh_one(tmp_path, 
         sc.score(real_cases, answers, ScoreContext(model="m")).metrics["meteor"], abs=0)
 
 
-def test_another_nltk_or_wordnet_misses(tmp_path, monkeypatch, real_cases):
+def test_another_nltk_wordnet_or_metrics_version_misses(tmp_path, monkeypatch, real_cases):
     count = Counting(monkeypatch)
     answers = _answers(real_cases)
     memo = ScoreMemo(tmp_path / FILE)
@@ -159,6 +159,12 @@ def test_another_nltk_or_wordnet_misses(tmp_path, monkeypatch, real_cases):
     monkeypatch.setattr(nwn, "fingerprint", lambda: "another-wordnet")
     sc.score(real_cases, answers, ScoreContext(memo=memo))
     assert count.pairs == 3 * n
+    # the package's own metric definitions changed (a METRICS_VERSION bump): no old value
+    bleu = []
+    monkeypatch.setattr(sc.cap, "corpus_bleu4", lambda r, h: bleu.append(1) or 0.5)
+    monkeypatch.setattr(sc, "METRICS_VERSION", sc.METRICS_VERSION + 1)
+    sc.score(real_cases, answers, ScoreContext(memo=memo))
+    assert count.pairs == 4 * n and bleu == [1]
 
 
 def test_bundled_fingerprint_is_the_datas_not_the_install_path(tmp_path, monkeypatch):

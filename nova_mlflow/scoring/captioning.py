@@ -34,7 +34,7 @@ from nova_mlflow.metrics.status import (
     keyword_binary_prf,
     read_status,
 )
-from nova_mlflow.schemas import Answer, Case, Task
+from nova_mlflow.schemas import METRICS_VERSION, Answer, Case, Task
 from nova_mlflow.scoring.common import (
     AnswerKey,
     ScoreContext,
@@ -78,6 +78,12 @@ def nltk_version() -> str:
     return version("nltk")
 
 
+def _scorer(name: str) -> str:
+    """What a memoised value depends on besides its words: the package's metric definitions
+    (METRICS_VERSION, bumped when how a metric is computed changes) and nltk's version."""
+    return f"{name} metrics-v{METRICS_VERSION} nltk-{nltk_version()}"
+
+
 def meteor_values(refs: Sequence[list[str]], hyps: Sequence[list[str]],
                   memo: ScoreMemo | None) -> list[float]:
     """nltk METEOR per (reference, answer) pair; with a memo, the pairs it knows are read
@@ -89,7 +95,7 @@ def meteor_values(refs: Sequence[list[str]], hyps: Sequence[list[str]],
 
     if memo is None:
         return compute(list(range(len(refs))))
-    scorer = f"meteor nltk-{nltk_version()} wordnet-{fingerprint()}"
+    scorer = f"{_scorer('meteor')} wordnet-{fingerprint()}"
     return memo.through([memo_key(scorer, r, h) for r, h in zip(refs, hyps)], compute,
                         "METEOR pairs")
 
@@ -100,7 +106,7 @@ def corpus_bleu(refs: Sequence[list[str]], hyps: Sequence[list[str]],
     with the same nltk before."""
     if memo is None:
         return cap.corpus_bleu4(refs, hyps)
-    key = memo_key(f"corpus-bleu4 nltk-{nltk_version()}", list(refs), list(hyps))
+    key = memo_key(_scorer("corpus-bleu4"), list(refs), list(hyps))
     return memo.through([key], lambda _: [cap.corpus_bleu4(refs, hyps)], "corpus BLEU")[0]
 
 
