@@ -290,6 +290,33 @@ def bare_run(bench: Bench, repeats: int = 5) -> float:
     return summary(times)["median"]
 
 
+def content_floor(bench: Bench, repeats: int = 5) -> dict[str, float]:
+    """MLflow's own calls for two things every run holds, each at its least (median seconds
+    in a fresh run): the three per-case tables as `mlflow.log_table` calls of one row each
+    (each lists the run's artifacts, reads the run and rewrites its loggedArtifacts tag), and
+    the three registry prompts linked by loading them inside the run, as `start_run` does."""
+    import mlflow
+    import pandas as pd
+
+    from nova_mlflow.pipeline import setup
+
+    uris = list(setup.register_prompts(bench.prompts).values())
+    one_row = pd.DataFrame({"case_id": ["c1"], "value": [1.0]})
+    exp = mlflow.get_experiment_by_name(bench.cfg.experiment).experiment_id
+    times: dict[str, list[float]] = {"tables_s": [], "prompt_links_s": []}
+    for _ in range(repeats):
+        with mlflow.start_run(experiment_id=exp, run_name="content floor"):
+            t = time.perf_counter()
+            for task in ("localization", "captioning", "diagnosis"):
+                mlflow.log_table(one_row, f"tables/{task}_cases.json")
+            times["tables_s"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            for uri in uris:
+                mlflow.genai.load_prompt(uri)
+            times["prompt_links_s"].append(time.perf_counter() - t)
+    return {k: summary(v)["median"] for k, v in times.items()}
+
+
 def measure_store(bench: Bench, label: str, uri: str, repeats: int) -> dict:
     os.environ["MLFLOW_TRACKING_URI"] = uri
     first = bench.one(f"{label} first")
@@ -299,7 +326,8 @@ def measure_store(bench: Bench, label: str, uri: str, repeats: int) -> dict:
         r = reps[-1]
         print(f"  {label} rep {i + 1}: scoring {r['scoring']:.2f} s, logging {r['logging']:.2f} s, "
               f"report files {r['report files']:.2f} s (load {loadavg()})", file=sys.stderr, flush=True)
-    return {"first": first, "reps": reps, "bare_s": bare_run(bench)}
+    return {"first": first, "reps": reps, "bare_s": bare_run(bench),
+            "content_floor": content_floor(bench)}
 
 
 def render(res: dict, meta: dict) -> str:
@@ -359,7 +387,7 @@ def render(res: dict, meta: dict) -> str:
                      f"{fmt_s(summary([r[f'report {task}'] for r in reps])['median'])} |")
     if any("report HTML" in r for r in reps):
         lines.append(f"| (HTML report) | - | {fmt_s(summary([r.get('report HTML', 0.0) for r in reps])['median'])} |")
-    lines += ["", *findings(res, meta), *against_commands(res, meta.get("command_walls"))]
+    lines += ["", *findings(res, meta), *readings(res, meta.get("command_walls"))]
     lines += ["", f"Not in the scoring time: building the WordNet reader for METEOR, once per "
               f"process ({fmt_s(meta['wordnet_s'])} here)."]
     return "\n".join(lines)
@@ -453,28 +481,47 @@ def command_walls() -> dict | None:
     return {"label": label, "date": date, **walls} if walls else None
 
 
-def against_commands(res: dict, walls: dict | None) -> list[str]:
-    """The package's logging above the bare run as a share of whole commands (sqlite): the
-    restatement proposed in issue 17's notes, reported beside the target as written."""
-    if not walls or "sqlite" not in res:
+def readings(res: dict, walls: dict | None) -> list[str]:
+    """Other readings of the sqlite figures, beside the target as written (issue 17's notes):
+    the floor of the per-case tables, the package's own code, and the logging above the bare
+    run as a share of whole commands (`perf.end_to_end`'s saved walls, when there are any)."""
+    if "sqlite" not in res:
         return []
     reps = res["sqlite"]["reps"]
-    above_s = summary([r["logging"] for r in reps])["median"] - res["sqlite"].get("bare_s", 0.0)
-    named = {"cached-no-traces": "a cached `--no-traces` re-run", "evaluate": "`evaluate`"}
-    shares = [f"{above_s / walls[row] * 100:.1f}% of {what} ({fmt_s(walls[row])})"
-              for row, what in named.items() if row in walls]
-    worst = max(above_s / walls[row] for row in named if row in walls)
+    scoring = summary([r["scoring"] for r in reps])["median"]
+    out = []
+    floor = res["sqlite"].get("content_floor")
+    if floor is not None:
+        dataset = summary([r.get("dataset input (log_input)", 0.0) for r in reps])["median"]
+        least = floor["tables_s"] + floor["prompt_links_s"] + dataset
+        out.append(
+            f"- Why the target as written is out of reach through MLflow's public calls "
+            f"(issue 14, rule 2): three `mlflow.log_table` calls of one row each cost "
+            f"{fmt_s(floor['tables_s'])} before any cell is written, linking the three registry "
+            f"prompts {fmt_s(floor['prompt_links_s'])} and the dataset input "
+            f"{fmt_s(dataset)}: together {fmt_s(least)} ({least / scoring * 100:.1f}% of "
+            f"scoring), against a budget of {fmt_s(WELL_UNDER * scoring)} ({WELL_UNDER:.0%} of "
+            f"{fmt_s(scoring)}) for everything the package logs above the bare run.")
     own = summary([r["other"] / r["scoring"] for r in reps])["median"]
-    return [f"- The package's own code while logging (the run's time outside MLflow's calls "
-            f"and the report writers: building params, metrics and file lists) is "
-            f"{own * 100:.1f}% of scoring; the rest of the figure above is the MLflow calls "
-            f"for what a run must hold (three log_table, the dataset input, three prompt "
-            f"links, the artifacts).",
+    out.append(f"- The package's own code while logging (the run's time outside MLflow's calls "
+               f"and the report writers: building params, metrics and file lists) is "
+               f"{own * 100:.1f}% of scoring; the rest of the figure above is the MLflow calls "
+               f"for what a run must hold (three log_table, the dataset input, three prompt "
+               f"links, the artifacts).")
+    named = {"cached-no-traces": "a cached `--no-traces` re-run", "evaluate": "`evaluate`"}
+    rows = [row for row in named if walls and row in walls]
+    if rows:
+        above_s = summary([r["logging"] for r in reps])["median"] - res["sqlite"].get("bare_s", 0.0)
+        worst = max(above_s / walls[row] for row in rows)
+        out.append(
             f"- Against what a user waits for (the restatement proposed in issue 17's notes: "
             f"the package's logging above the bare run at most {WELL_UNDER:.0%} of the "
-            f"command's wall time): {fmt_s(above_s)} is " + " and ".join(shares)
+            f"command's wall time): {fmt_s(above_s)} is "
+            + " and ".join(f"{above_s / walls[row] * 100:.1f}% of {named[row]} "
+                           f"({fmt_s(walls[row])})" for row in rows)
             + f", from `perf.end_to_end` label \"{walls['label']}\" ({walls['date']}): "
-            + verdict(worst).replace("NOT met: over", "not met: over") + "."]
+            + verdict(worst).replace("NOT met", "not met") + ".")
+    return out
 
 
 def main() -> None:
