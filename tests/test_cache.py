@@ -204,7 +204,7 @@ def test_stats_and_prune(tmp_path, demo_dir, two_servers):
         con.execute("UPDATE responses SET created = created - 10 * 86400 WHERE endpoint = ?",
                     (a.openai_base_url,))
     memo = ScoreMemo(tmp_path / "nova_cache" / MEMO_FILE)  # METEOR values: one old, one new
-    memo.prune(0)
+    memo.prune(0)  # drops the three seeded above
     memo.put({"old": 0.5, "new": 0.25})
     with sqlite3.connect(tmp_path / "nova_cache" / MEMO_FILE) as con:
         con.execute("UPDATE memo SET created = created - 10 * 86400 WHERE key = 'old'")

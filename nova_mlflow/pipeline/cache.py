@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,18 +40,28 @@ def cache_stats() -> dict[str, Any]:
             "rows": rows, "scores": _memo_stats()}
 
 
+@contextmanager
+def _memo() -> Iterator[ScoreMemo | None]:
+    """The score memo if there is one it can use (an unusable one is a warning), closed after;
+    never creates one."""
+    memo = ScoreMemo.open(cache_dir()) if (cache_dir() / MEMO_FILE).is_file() else None
+    try:
+        yield memo
+    finally:
+        if memo is not None:
+            memo.close()
+
+
 def _memo_stats() -> dict[str, Any]:
     path = cache_dir() / MEMO_FILE
     out: dict[str, Any] = {"path": str(path), "bytes": 0, "entries": 0, "oldest": None,
                            "newest": None}
-    memo = ScoreMemo.open(cache_dir()) if path.is_file() else None  # unusable: a warning
-    if memo is not None:
-        try:
-            out.update(memo.span(), bytes=_size(path))
-        except sqlite3.Error as exc:
-            log.warning("score memo %s could not be read (%s)", path, exc)
-        finally:
-            memo.close()
+    with _memo() as memo:
+        if memo is not None:
+            try:
+                out.update(memo.span(), bytes=_size(path))
+            except sqlite3.Error as exc:
+                log.warning("score memo %s could not be read (%s)", path, exc)
     return out
 
 
@@ -70,14 +82,8 @@ def prune_cache(older_than_days: float) -> dict[str, Any]:
             removed = store.prune(older_than_days)
         finally:
             store.close()
-    removed["scores"] = 0
-    if (cache_dir() / MEMO_FILE).is_file():
-        memo = ScoreMemo.open(cache_dir())
-        if memo is not None:
-            try:
-                removed["scores"] = memo.prune(older_than_days)
-            finally:
-                memo.close()
+    with _memo() as memo:
+        removed["scores"] = memo.prune(older_than_days) if memo is not None else 0
     return {"path": str(path), "removed": removed}
 
 
