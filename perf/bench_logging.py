@@ -505,9 +505,10 @@ def readings(res: dict, walls: dict | None) -> list[str]:
     own = summary([r["other"] / r["scoring"] for r in reps])["median"]
     out.append(f"- The package's own code while logging (the run's time outside MLflow's calls "
                f"and the report writers: building params, metrics and file lists) is "
-               f"{own * 100:.1f}% of scoring; the rest of the figure above is the MLflow calls "
-               f"for what a run must hold (three log_table, the dataset input, three prompt "
-               f"links, the artifacts).")
+               f"{own * 100:.1f}% of scoring (the reading proposed in issue 17's notes: "
+               f"{verdict(own).replace('NOT met', 'not met')}); the rest of "
+               f"the figure above is the MLflow calls for what a run must hold (three "
+               f"log_table, the dataset input, three prompt links, the artifacts).")
     named = {"cached-no-traces": "a cached `--no-traces` re-run", "evaluate": "`evaluate`"}
     rows = [row for row in named if walls and row in walls]
     if rows:
