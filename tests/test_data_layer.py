@@ -141,6 +141,22 @@ def test_images_load_lazily(tmp_path):
     assert load_gray(case.image_path).shape == (480, 480)
 
 
+def test_hf_downloads_go_to_the_packages_cache(monkeypatch, tmp_path):
+    """hf:// data lives under the one cache folder (platformdirs' on each OS, or
+    NOVA_MLFLOW_CACHE), where dataset_root looks for it, not a hard-coded ~/.cache."""
+    import platformdirs
+
+    from nova_mlflow.data import dataset_root
+    from nova_mlflow.data.hub import hub_cache
+
+    monkeypatch.delenv("NOVA_MLFLOW_CACHE", raising=False)
+    monkeypatch.setattr(platformdirs, "user_cache_dir", lambda *a, **k: str(tmp_path / "Caches"))
+    assert hub_cache() == dataset_root("hf://c-i-ber/Nova") == tmp_path / "Caches" / "hf"
+    monkeypatch.setenv("NOVA_MLFLOW_CACHE", str(tmp_path / "mine"))
+    assert hub_cache() == dataset_root("hf://c-i-ber/Nova") == tmp_path / "mine" / "hf"
+    assert hub_cache(tmp_path / "given") == tmp_path / "given" / "hf"
+
+
 def test_hf_spec_without_network_fails_cleanly(monkeypatch):
     from nova_mlflow.errors import InputError
 

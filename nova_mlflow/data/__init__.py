@@ -107,7 +107,9 @@ def dataset_root(spec: str | Path) -> Path | None:
 
         return cache_dir() / DEMO_VERSION
     if spec_s.startswith(HF_PREFIX):
-        return cache_dir() / "hf"  # where data.hub downloads to
+        from nova_mlflow.data.hub import hub_cache
+
+        return hub_cache()
     path = Path(spec_s).expanduser()
     if not path.exists():
         return None
