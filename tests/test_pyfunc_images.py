@@ -96,3 +96,32 @@ def test_roots_given_at_load_time(tmp_path, served):
     assert _ask(model, secret)["error"] is None  # allowed now ...
     row = _ask(model, str(data / "images" / "case0001_001.png"))
     assert "outside the image roots" in row["error"]  # ... and the dataset no longer is
+
+
+def test_a_runs_images_directory_is_a_root_of_its_model(tmp_path, monkeypatch):
+    """A run whose images came from `--images DIR` (not beside its metadata) records DIR as a
+    param, and the gated model may read image_path under it as under the dataset's own."""
+    import mlflow
+
+    data = write_dataset(tmp_path / "meta", [good_row(1)])
+    scans = tmp_path / "scans"
+    (data / "images").rename(scans)
+    with FakeModelServer(api_key=KEY) as srv:
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.openai_base_url)
+        res = CliRunner().invoke(main, ["run", "--data", str(data), "--images", str(scans),
+                                        "--model", "gpt-4o", "--tasks", "localization",
+                                        "--no-progress", "--no-traces", "--experiment", "ext"])
+        assert res.exit_code == 0, res.stderr
+        client = run_store(tmp_path)
+        (run,) = client.search_runs([client.get_experiment_by_name("ext").experiment_id])
+        assert run.data.params["images"] == str(scans.resolve())
+        res = CliRunner().invoke(main, ["gate", "--run", run.info.run_id,
+                                        "--registered-model", "nova-ext"])
+        assert res.exit_code == 0, res.stderr
+        model = mlflow.pyfunc.load_model("models:/nova-ext@champion")
+        before = srv.count()
+        row = _ask(model, str(scans / "case0001_001.png"))
+        assert row["error"] is None and row["text"] and srv.count() == before + 1
+        assert "outside the image roots" in _ask(model, _outside(tmp_path))["error"]
+        assert srv.count() == before + 1

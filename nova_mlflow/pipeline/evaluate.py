@@ -68,7 +68,8 @@ def evaluate(cfg: EvaluateConfig) -> RunSummary:
                             list(judge_uri.values())) as run:
         params = setup.setup_params(model, frame, dataset, {}, tasks,
                                     {**judge_params, "outputs_file": outputs.name,
-                                     "source_run": cfg.from_run or ""})
+                                     "source_run": cfg.from_run or "",
+                                     **setup.images_param(cfg.images)})
         run.params(params)
         setup.log_dataset(run, dataset)
         if judge is not None and cfg.traces:

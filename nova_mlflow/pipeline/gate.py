@@ -102,9 +102,10 @@ def model_config_for(run: RunRecord) -> tuple[dict, list[str]]:
                      "seed": None if p.get("seed") == "None" else _number(p, "seed", int, 0)},
         "base_url": p.get("base_url") if p.get("base_url") not in (None, "", "None") else None,
         "api_key_env": p.get("api_key_env") or None,
-        # the dataset the run read: image_path is read only under its directory unless
-        # image_roots is given (a key MLflow lets load_model(model_config=...) override)
-        "data": p.get("data") or None, "image_roots": None,
+        # the dataset the run read (and its --images directory): image_path is read only
+        # under those unless image_roots is given (a key MLflow lets load_model(model_config=...) override)
+        "data": p.get("data") or None, "images": p.get("images") or None,
+        "image_roots": None,
         # the baseline retrieves diagnoses from a corpus: the run's dataset, if loadable
         "corpus": p.get("data") if model == "baseline" else None,
         "source_run_id": run.run_id, "package_version": __version__,

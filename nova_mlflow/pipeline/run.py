@@ -66,7 +66,7 @@ def log_run_setup(run: tracking.RunLogger, cfg: RunConfig, frame: Frame, dataset
         "temperature": cfg.settings.temperature, "max_tokens": cfg.settings.max_tokens,
         "seed": cfg.settings.seed, "concurrency": cfg.concurrency, "limit": cfg.limit,
         "max_retries": cfg.retry.max_retries, "timeout_s": cfg.retry.timeout, "rpm": cfg.rpm,
-        "prices_as_of": load_prices(cfg.prices).as_of, **extra})
+        "prices_as_of": load_prices(cfg.prices).as_of, **setup.images_param(cfg.images), **extra})
     run.params(params)
     setup.log_dataset(run, dataset)
     run.dict(cfg.model_dump(mode="json"), "config/run_config.json")

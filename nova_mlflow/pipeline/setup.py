@@ -115,6 +115,12 @@ def run_tags(dataset: Dataset, tasks: tuple[Task, ...]) -> dict:
     return tags
 
 
+def images_param(images: str | None) -> dict:
+    """`--images DIR`, when given, as a param (resolved): where the run's image bytes came
+    from, and a directory the gated pyfunc may read image_path under."""
+    return {"images": str(Path(images).expanduser().resolve())} if images else {}
+
+
 def setup_params(model: str, frame: Frame, dataset: Dataset, prompts: dict[Task, Prompt],
                  tasks: tuple[Task, ...], extra: dict) -> dict:
     """The params every run logs: model, frame, data, tasks, prompts, versions, + extra."""

@@ -7,8 +7,8 @@ settings) is the model_config, and answers come from nova_mlflow's provider laye
 serving environment needs nova-mlflow installed (and the provider's API key, if any).
 
 model_config keys: model, provider, frame, tasks, prompts {task: {name, version, sha256,
-text}}, settings {temperature, max_tokens, seed}, base_url, api_key_env, data, corpus,
-image_roots, concurrency.
+text}}, settings {temperature, max_tokens, seed}, base_url, api_key_env, data, images,
+corpus, image_roots, concurrency.
 `corpus` only matters for model "baseline", whose diagnosis retrieves from other cases: a
 dataset spec ("demo", a directory); if absent or unreadable the index is empty and the
 baseline answers diagnosis with an empty text. Override at load time with
@@ -16,7 +16,8 @@ baseline answers diagnosis with an empty text. Override at load time with
 
 Images: a served model reads files on its caller's behalf and sends their bytes to the model
 vendor, so `image_path` is read only under the directories in `image_roots` (default: the
-directory of the run's dataset, `data`, as it resolves where the model is loaded). A path
+directory of the run's dataset, `data`, as it resolves where the model is loaded, and the
+run's `--images` directory, `images`, if it had one). A path
 outside them (after following links; relative paths are taken from the roots) is refused
 with an error in that row and nothing is sent. Load with
 `model_config={"image_roots": [DIR, ...]}` to allow others, or send `image_png`.
@@ -147,7 +148,8 @@ class ImageRefused(ValueError):
 
 def image_roots(config: dict[str, Any]) -> list[Path]:
     """The directories image_path may point into (resolved): `image_roots`, else the
-    directory of the run's dataset (`data`, else `corpus`); none if neither resolves."""
+    directory of the run's dataset (`data`, else `corpus`) and the run's `images` directory
+    (`--images`); none if neither resolves."""
     given = config.get("image_roots")
     if given:
         roots = [Path(str(p)).expanduser() for p in ([given] if isinstance(given, str) else given)]
@@ -156,7 +158,8 @@ def image_roots(config: dict[str, Any]) -> list[Path]:
 
         spec = config.get("data") or config.get("corpus")
         root = dataset_root(spec) if spec else None
-        roots = [root] if root is not None else []
+        images = Path(str(config["images"])).expanduser() if config.get("images") else None
+        roots = [r for r in (root, images) if r is not None]
     return [r.resolve() for r in roots]
 
 
