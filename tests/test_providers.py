@@ -334,3 +334,32 @@ def test_live_api_smoke(tmp_path, demo_dir, own_cache, model, var):
     code, m, err = _run("--data", str(demo_dir), "--model", model, "--limit", "2")
     assert code == 0, err
     assert m["diagnosis/answered"] == 2
+
+
+def test_fake_server_is_quiet_when_a_client_hangs_up(capfd):
+    """A client that resets its connection before the answer (a timed-out call) leaves no
+    traceback in the test output; the server goes on answering others."""
+    import socket
+    import struct
+
+    from nova_mlflow.testing.fake_server import FakeModelServer, FaultPlan
+
+    body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    request = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+               f"application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode()
+    with FakeModelServer(plan=FaultPlan(latency_s=0.2)) as srv:
+        for _ in range(3):
+            sock = socket.create_connection((srv.host, srv.port))
+            sock.sendall(request)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # a reset: the answer, written after the latency, meets a dead peer
+        deadline = time.time() + 5
+        while srv.count() < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the writes (and any traceback) happen after the log entry
+        with socket.create_connection((srv.host, srv.port)) as sock:
+            sock.sendall(request)
+            assert sock.recv(64).startswith(b"HTTP/1.")  # still answering
+    assert srv.count() == 4
+    err = capfd.readouterr().err
+    assert "Exception occurred during processing" not in err and "Traceback" not in err

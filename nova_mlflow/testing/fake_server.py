@@ -21,6 +21,7 @@ import io
 import json
 import random
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -131,6 +132,13 @@ class _Server(ThreadingHTTPServer):
     # refused and retried after a backoff, which is the test double's fault, not the tool's
     request_queue_size = 128
     daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up before its answer was written (a timeout test, a cancelled
+        call) is the client's business, not a server error worth a traceback in test output."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 @dataclass
