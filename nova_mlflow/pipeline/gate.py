@@ -103,7 +103,7 @@ def model_config_for(run: RunRecord) -> tuple[dict, list[str]]:
         "base_url": p.get("base_url") if p.get("base_url") not in (None, "", "None") else None,
         "api_key_env": p.get("api_key_env") or None,
         # the dataset the run read (and its --images directory): image_path is read only
-        # under those unless image_roots is given (a key MLflow lets load_model(model_config=...) override)
+        # under those unless image_roots is given (load_model(model_config=...) may override)
         "data": p.get("data") or None, "images": p.get("images") or None,
         "image_roots": None,
         # the baseline retrieves diagnoses from a corpus: the run's dataset, if loadable

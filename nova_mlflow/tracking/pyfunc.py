@@ -17,10 +17,10 @@ baseline answers diagnosis with an empty text. Override at load time with
 Images: a served model reads files on its caller's behalf and sends their bytes to the model
 vendor, so `image_path` is read only under the directories in `image_roots` (default: the
 directory of the run's dataset, `data`, as it resolves where the model is loaded, and the
-run's `--images` directory, `images`, if it had one). A path
-outside them (after following links; relative paths are taken from the roots) is refused
-with an error in that row and nothing is sent. Load with
-`model_config={"image_roots": [DIR, ...]}` to allow others, or send `image_png`.
+run's `--images` directory, `images`, if it had one). A path outside them (after following
+links; relative paths are taken from the roots) is refused with an error in that row and
+nothing is sent. Load with `model_config={"image_roots": [DIR, ...]}` to allow others, or
+send `image_png`.
 
 predict(DataFrame) columns: task, filename, and as the task needs clinical_history,
 caption, image_path or image_png (PNG bytes, or base64 text when served as JSON); optional
