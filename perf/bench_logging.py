@@ -218,6 +218,8 @@ class Bench:
             t[r["stage"]] = r["s"]
         t["report files"] = sum(r["s"] for r in st.rows if r["stage"].startswith("report"))
         t["logging"] = sum(r["s"] for r in st.rows if r["stage"] in LOG_PARTS)
+        t["logging cpu"] = sum(r["cpu"] for r in st.rows if r["stage"] in LOG_PARTS)
+        t["report cpu"] = sum(r["cpu"] for r in st.rows if r["stage"].startswith("report"))
         t["other"] = wall - t["report files"] - t["logging"]
         t["n_metrics"] = len(scores.metrics) + 3
         t["table_rows"] = sum(len(ts.table) for ts in scores.tasks.values())
@@ -470,15 +472,16 @@ def command_walls() -> dict | None:
     for p in workdir().glob("end_to_end-*.json"):
         try:
             d = json.loads(p.read_text())
-            saved.append((d["meta"]["date"], p.stem.removeprefix("end_to_end-"), d["rows"]))
+            saved.append((d["meta"]["date"], p.stem.removeprefix("end_to_end-"), d["rows"],
+                          d["meta"].get("cmd", "")))
         except (OSError, ValueError, KeyError):
             continue
     if not saved:
         return None
-    date, label, rows = max(saved)
+    date, label, rows, cmd = max(saved)
     walls = {row: summary([r["wall"] for r in rows[row]])["median"]
              for row in ("cached-no-traces", "evaluate") if rows.get(row)}
-    return {"label": label, "date": date, **walls} if walls else None
+    return {"label": label, "date": date, "cmd": cmd, **walls} if walls else None
 
 
 def readings(res: dict, walls: dict | None) -> list[str]:
@@ -509,6 +512,15 @@ def readings(res: dict, walls: dict | None) -> list[str]:
                f"{verdict(own).replace('NOT met', 'not met')}); the rest of "
                f"the figure above is the MLflow calls for what a run must hold (three "
                f"log_table, the dataset input, three prompt links, the artifacts).")
+    busy = summary([r["logging cpu"] / r["logging"] for r in reps if r["logging"]])["median"]
+    drawing = summary([r["report cpu"] / r["report files"] for r in reps
+                       if r["report files"]])["median"]
+    out.append(f"- Could the logging hide behind other work (MLflow's calls on a thread while "
+               f"the figures are drawn)? The process's CPU time during the MLflow calls is "
+               f"{busy * 100:.0f}% of their wall time, during the report writers "
+               f"{drawing * 100:.0f}%: both are Python work in this process (SQLAlchemy and "
+               f"JSON; matplotlib), not waits on the disk, and under one interpreter lock two "
+               f"such threads take turns rather than overlap.")
     named = {"cached-no-traces": "a cached `--no-traces` re-run", "evaluate": "`evaluate`"}
     rows = [row for row in named if walls and row in walls]
     if rows:
@@ -520,7 +532,9 @@ def readings(res: dict, walls: dict | None) -> list[str]:
             f"command's wall time): {fmt_s(above_s)} is "
             + " and ".join(f"{above_s / walls[row] * 100:.1f}% of {named[row]} "
                            f"({fmt_s(walls[row])})" for row in rows)
-            + f", from `perf.end_to_end` label \"{walls['label']}\" ({walls['date']}): "
+            + f", from `perf.end_to_end` label \"{walls['label']}\" "
+            + (f"(`{walls['cmd']}`, {walls['date']}): " if walls.get("cmd")
+               else f"({walls['date']}): ")
             + verdict(worst).replace("NOT met", "not met") + ".")
     return out
 

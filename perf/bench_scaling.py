@@ -48,20 +48,22 @@ SIZES = (100, 906, 9060)
 
 
 class Stages:
-    """Ordered {stage, s, rss, peak} records; a stage entered several times accumulates."""
+    """Ordered {stage, s, cpu, rss, peak} records (cpu: the process's CPU seconds in the
+    stage); a stage entered several times accumulates."""
 
     def __init__(self) -> None:
         self.rows: list[dict] = []
         self._depth = 0
 
-    def add(self, name: str, dt: float) -> None:
+    def add(self, name: str, dt: float, cpu: float = 0.0) -> None:
         cur, peak = rss_mib()
         for r in self.rows:
             if r["stage"] == name:
                 r["s"] += dt
+                r["cpu"] += cpu
                 r["rss"], r["peak"] = cur, peak
                 return
-        self.rows.append({"stage": name, "s": dt, "rss": cur, "peak": peak})
+        self.rows.append({"stage": name, "s": dt, "cpu": cpu, "rss": cur, "peak": peak})
 
     @contextmanager
     def __call__(self, name: str):
@@ -70,12 +72,12 @@ class Stages:
             yield
             return
         self._depth += 1
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self._depth -= 1
-            self.add(name, time.perf_counter() - t)
+            self.add(name, time.perf_counter() - t, time.process_time() - c)
 
     def wrap(self, owner: object, attr: str, name: str) -> None:
         """Replace owner.attr (a function, method or context manager factory) by a timed one."""
